@@ -1,0 +1,184 @@
+"""One frozen Settings object: the only reader of settings files and ``ATTRIBUTION_*`` variables.
+
+Precedence, highest first: explicit overrides (CLI flags) > ``ATTRIBUTION_*`` environment
+variables > ``attribution.toml`` in the working directory > ``[tool.attribution]`` in the
+working directory's ``pyproject.toml`` > defaults below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_MARKETPLACE_CURRENCIES: dict[str, str] = {
+    "US": "USD",
+    "UK": "GBP",
+    "IN": "INR",
+    "FR": "EUR",
+    "DE": "EUR",
+    "IT": "EUR",
+    "ES": "EUR",
+    "CA": "CAD",
+}
+
+CHANNELS: tuple[str, ...] = ("app", "web", "voice")
+
+# Deepest first: the order used to name a session's touch type.
+EVENT_TYPES: tuple[str, ...] = (
+    "help_me_decide",
+    "comparison",
+    "product_question",
+    "product_click",
+    "review_summary",
+    "query",
+)
+
+ORDER_STATUSES: tuple[str, ...] = ("placed", "cancelled", "returned")
+ARMS: tuple[str, ...] = ("treatment", "holdout")
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Settings from ``attribution.toml`` (whole file) or ``[tool.attribution]`` in pyproject."""
+
+    def __init__(self, settings_cls: type[BaseSettings], directory: Path | None = None) -> None:
+        super().__init__(settings_cls)
+        self._values = _read_toml_settings(directory or Path.cwd())
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _read_toml_settings(directory: Path) -> dict[str, Any]:
+    """Return the settings table found in ``directory`` (attribution.toml wins over pyproject)."""
+    own = directory / "attribution.toml"
+    if own.is_file():
+        with own.open("rb") as fh:
+            data = tomllib.load(fh)
+        return dict(data.get("attribution", data))
+    pyproject = directory / "pyproject.toml"
+    if pyproject.is_file():
+        with pyproject.open("rb") as fh:
+            data = tomllib.load(fh)
+        return dict(data.get("tool", {}).get("attribution", {}))
+    return {}
+
+
+class Settings(BaseSettings):
+    """Every knob of the product, validated and frozen."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ATTRIBUTION_",
+        frozen=True,
+        extra="forbid",
+    )
+
+    windows_days: Annotated[tuple[int, ...], NoDecode] = Field(
+        default=(1, 7, 14, 30), description="Attribution and conversion windows, whole days."
+    )
+    half_life_days: float = Field(default=7.0, gt=0, description="Time-decay half-life in days.")
+    session_timeout_minutes: int = Field(
+        default=30, gt=0, description="Inactivity gap that ends an assistant session."
+    )
+    marketplaces: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_MARKETPLACE_CURRENCIES),
+        description="Marketplace code -> local currency (ISO 4217).",
+    )
+    reporting_currency: str = Field(default="USD", description="Currency of every *_usd column.")
+    landing_dir: Path = Field(default=Path("landing"), description="Landing folder to ingest.")
+    warehouse_path: Path = Field(
+        default=Path("warehouse.duckdb"), description="DuckDB warehouse file."
+    )
+    report_dir: Path = Field(default=Path("report"), description="Where reports are written.")
+    future_tolerance_days: int = Field(
+        default=1, ge=0, description="How far past the run time a timestamp may lie."
+    )
+    expectations_max_rows: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="Great Expectations validates at most this many rows per batch "
+        "(a deterministic sample beyond it); per-row contract rules always check every row.",
+    )
+    data_docs_dir: Path | None = Field(
+        default=None,
+        description="Where Great Expectations writes Data Docs (default: beside the warehouse).",
+    )
+
+    @field_validator("windows_days", mode="before")
+    @classmethod
+    def _parse_windows(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):
+            value = json.loads(value)
+        elif isinstance(value, str):
+            value = [int(part) for part in value.replace(" ", "").split(",") if part]
+        return value
+
+    @field_validator("windows_days")
+    @classmethod
+    def _check_windows(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("at least one window is needed")
+        if any(day < 1 for day in value):
+            raise ValueError("windows are whole days >= 1")
+        return tuple(sorted(set(value)))
+
+    @field_validator("marketplaces")
+    @classmethod
+    def _check_marketplaces(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, currency in value.items():
+            if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+                raise ValueError(f"marketplace {code}: {currency!r} is not an ISO 4217 code")
+        return value
+
+    @model_validator(mode="after")
+    def _check_reporting_currency(self) -> Settings:
+        if self.reporting_currency != "USD":
+            raise ValueError(
+                "reporting_currency: only USD is supported (fx_rates carry rate_to_usd)"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def max_window_days(self) -> int:
+        return max(self.windows_days)
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.marketplaces.values())))
+
+    def settings_hash(self) -> str:
+        """Short SHA-256 of the settings that change numbers (paths excluded)."""
+        meaning = self.model_dump(
+            mode="json", exclude={"landing_dir", "warehouse_path", "report_dir", "data_docs_dir"}
+        )
+        blob = json.dumps(meaning, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Return the Settings for this process; ``None`` overrides are ignored (unset CLI flags)."""
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
