@@ -167,6 +167,11 @@ class Settings(BaseSettings):
         return max(self.windows_days)
 
     @property
+    def kpi_window_days(self) -> int:
+        """Window of the headline attributed revenue: 7 days if configured, else the largest."""
+        return 7 if 7 in self.windows_days else self.max_window_days
+
+    @property
     def currencies(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.marketplaces.values())))
 

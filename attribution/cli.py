@@ -1,0 +1,255 @@
+"""The ``attribution`` command line: thin wrappers over library functions.
+
+Heavy modules (duckdb, polars, plotly, prefect, great_expectations) are imported inside the
+commands so that ``attribution --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Downstream-impact analytics for AI shopping assistants: sessions, multi-touch "
+    "attribution, conversion lift and KPI reports on an embedded DuckDB warehouse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=False, highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+WindowsOpt = Annotated[
+    str | None, typer.Option("--windows", help="Windows in days, comma-separated (e.g. 1,7,14,30).")
+]
+HalfLifeOpt = Annotated[
+    float | None, typer.Option("--half-life-days", help="Time-decay half-life in days.")
+]
+TimeoutOpt = Annotated[
+    int | None, typer.Option("--session-timeout-minutes", help="Session inactivity timeout.")
+]
+
+
+def _settings(**overrides: Any):  # -> Settings (import kept lazy)
+    from pydantic import ValidationError
+
+    from attribution.config import load_settings
+
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        errors.print(f"[red]Invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Landing folder to write.")],
+    users: Annotated[int, typer.Option("--users", min=1, help="Number of users.")] = 5000,
+    days: Annotated[int, typer.Option("--days", min=1, help="Days of activity.")] = 60,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (deterministic).")] = 1,
+    start: Annotated[
+        str, typer.Option("--start", help="First day, YYYY-MM-DD (UTC).")
+    ] = "2026-09-01",
+    effect: Annotated[
+        float, typer.Option("--effect", help="True relative effect of using the assistant.")
+    ] = 0.15,
+    holdout_share: Annotated[
+        float, typer.Option("--holdout-share", help="Share of users in the holdout arm.")
+    ] = 0.05,
+) -> None:
+    """Write a realistic landing folder with a planted effect, and truth.json beside it."""
+    from attribution.generate import generate_landing
+
+    truth = generate_landing(
+        out,
+        users=users,
+        days=days,
+        seed=seed,
+        start_date=date.fromisoformat(start),
+        effect=effect,
+        holdout_share=holdout_share,
+        settings=_settings(),
+    )
+    counts = truth.get("counts", {})
+    console.print(
+        f"Wrote {out} ({counts.get('interactions', '?'):,} interactions, "
+        f"{counts.get('order_lines', '?'):,} order lines); truth in {out / 'truth.json'}"
+    )
+
+
+@app.command()
+def run(
+    landing: Annotated[Path | None, typer.Option("--landing", help="Landing folder.")] = None,
+    warehouse: Annotated[
+        Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
+    ] = None,
+    run_date: Annotated[
+        str | None, typer.Option("--date", help="Nightly increment for this date (YYYY-MM-DD).")
+    ] = None,
+    prefect: Annotated[
+        bool, typer.Option("--prefect", help="Run as a Prefect flow (orchestrated, logged).")
+    ] = False,
+    expectations: Annotated[
+        bool, typer.Option(help="Run Great Expectations suites on loaded batches.")
+    ] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
+    windows: WindowsOpt = None,
+    half_life_days: HalfLifeOpt = None,
+    session_timeout_minutes: TimeoutOpt = None,
+) -> None:
+    """Ingest the landing folder and build sessions, attribution, lift and KPI tables."""
+    settings = _settings(
+        landing_dir=landing,
+        warehouse_path=warehouse,
+        windows_days=windows,
+        half_life_days=half_life_days,
+        session_timeout_minutes=session_timeout_minutes,
+    )
+    _run(settings, run_date=run_date, prefect=prefect, expectations=expectations, quiet=quiet)
+
+
+def _run(settings, *, run_date: str | None, prefect: bool, expectations: bool, quiet: bool):
+    day = date.fromisoformat(run_date) if run_date else None
+    if not settings.landing_dir.is_dir():
+        errors.print(f"[red]Landing folder not found:[/red] {settings.landing_dir}")
+        raise typer.Exit(2)
+    say = (lambda _m: None) if quiet else (lambda m: console.print(m, markup=False))
+    from attribution.pipeline import run_pipeline
+
+    try:
+        if prefect:
+            from flows.pipeline import pipeline_flow
+
+            summary = pipeline_flow(
+                landing_dir=str(settings.landing_dir),
+                warehouse_path=str(settings.warehouse_path),
+                run_date=day,
+                expectations=expectations,
+            )
+        else:
+            summary = run_pipeline(
+                settings,
+                landing_dir=settings.landing_dir,
+                warehouse_path=settings.warehouse_path,
+                run_date=day,
+                expectations=expectations,
+                progress=say,
+            ).as_json()
+    except Exception as exc:  # every failure ends with one readable line and exit code 1
+        errors.print(f"[red]Run failed:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from exc
+    if not quiet:
+        console.print(
+            f"Run {summary['run_id']} {summary['outcome']}: window {summary['start_date']} .. "
+            f"{summary['end_date']}; warehouse {settings.warehouse_path}"
+        )
+    return summary
+
+
+@app.command()
+def report(
+    warehouse: Annotated[
+        Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder.")] = None,
+) -> None:
+    """Write the offline HTML KPI report with plotly charts, plus CSV/Parquet exports."""
+    settings = _settings(warehouse_path=warehouse, report_dir=out)
+    if not settings.warehouse_path.is_file():
+        errors.print(f"[red]Warehouse not found:[/red] {settings.warehouse_path}")
+        raise typer.Exit(2)
+    from attribution.report import write_report
+
+    try:
+        page = write_report(settings.warehouse_path, settings.report_dir, settings)
+    except FileNotFoundError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"Report: {page.resolve()}")
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option("--users", min=100, help="Users to generate.")] = 5000,
+    days: Annotated[int, typer.Option("--days", min=7, help="Days to generate.")] = 60,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    landing: Annotated[Path, typer.Option("--landing")] = Path("demo-landing"),
+    warehouse: Annotated[Path, typer.Option("--warehouse")] = Path("warehouse.duckdb"),
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("report"),
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a warehouse that a demo did not create.")
+    ] = False,
+) -> None:
+    """Generate a sample landing folder, run the whole pipeline and write the KPI report."""
+    settings = _settings(landing_dir=landing, warehouse_path=warehouse, report_dir=out)
+    _clear_demo_outputs(settings.landing_dir, settings.warehouse_path, force=force)
+    console.print(f"[bold]1/3[/bold] generating {users:,} users x {days} days into {landing}")
+    generate(out=landing, users=users, days=days, seed=seed)
+    console.print(f"[bold]2/3[/bold] running the pipeline into {warehouse}")
+    _run(settings, run_date=None, prefect=False, expectations=True, quiet=False)
+    _mark_demo(settings.warehouse_path)
+    console.print(f"[bold]3/3[/bold] writing the report into {out}")
+    report(warehouse=warehouse, out=out)
+    console.print(
+        f"\nWarehouse: {warehouse.resolve()}\nReport:    {(out / 'index.html').resolve()}\n"
+        f"Truth:     {(landing / 'truth.json').resolve()}"
+    )
+
+
+_DEMO_MARKER = "_demo_warehouse"
+
+
+def _clear_demo_outputs(landing: Path, warehouse: Path, *, force: bool) -> None:
+    """Remove the previous demo's landing folder and warehouse, refusing to touch foreign ones."""
+    if warehouse.exists() and not force:
+        from attribution.warehouse import connect, table_exists
+
+        con = connect(warehouse, read_only=True)
+        try:
+            is_demo = table_exists(con, _DEMO_MARKER)
+        finally:
+            con.close()
+        if not is_demo:
+            errors.print(
+                f"[red]{warehouse} exists and was not made by `attribution demo`;[/red] "
+                "pass --warehouse with another path, or --force to replace it."
+            )
+            raise typer.Exit(2)
+    if warehouse.exists():
+        warehouse.unlink()
+        Path(f"{warehouse}.wal").unlink(missing_ok=True)
+    if landing.exists():
+        if not (landing / "truth.json").is_file() and not force:
+            errors.print(
+                f"[red]{landing} exists and is not a generated landing folder;[/red] "
+                "pass --landing with another path, or --force."
+            )
+            raise typer.Exit(2)
+        shutil.rmtree(landing)
+
+
+def _mark_demo(warehouse: Path) -> None:
+    from attribution.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {_DEMO_MARKER} (created_at TIMESTAMP)")
+        con.execute(f"INSERT INTO {_DEMO_MARKER} VALUES (now()::TIMESTAMP)")
+    finally:
+        con.close()
+
+
+def main() -> None:
+    """Entry point of the ``attribution`` script."""
+    app(prog_name="attribution")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

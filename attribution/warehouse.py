@@ -1,0 +1,216 @@
+"""Connect to the warehouse and run the ``sql/`` models in layer order with bound window parameters.
+
+Each model file is one SELECT. Its first line states the grain; a ``-- materialized:`` line says
+how it is written:
+
+* ``view``: ``CREATE OR REPLACE VIEW <stem> AS <select>`` (staging: clean, no business rules);
+* ``table``: ``CREATE OR REPLACE TABLE <stem> AS <select>`` (small reference tables);
+* ``incremental(<date column>)``: the model is a function of the window [$start_date, $end_date];
+  the rows of that window are deleted and the SELECT's rows inserted, in one transaction, so a rerun
+  of the same window gives identical tables and other windows are untouched.
+
+Parameters are bound (``$name``), never formatted into SQL text. Only the parameters a file uses
+are passed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from attribution.config import Settings
+
+LAYERS: tuple[str, ...] = ("staging", "intermediate", "marts", "kpi")
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_MATERIALIZED = re.compile(r"^--\s*materialized:\s*(view|table|incremental\((\w+)\))\s*$", re.M)
+
+
+def sql_dir() -> Path:
+    """Return the folder holding the SQL models (source tree, or the copy inside the wheel)."""
+    source_tree = Path(__file__).resolve().parent.parent / "sql"
+    if source_tree.is_dir():
+        return source_tree
+    return Path(__file__).resolve().parent / "_sql"
+
+
+@dataclass(frozen=True)
+class Model:
+    """One SQL model file: its table name, layer, materialisation and SELECT text."""
+
+    name: str
+    layer: str
+    materialized: str
+    date_column: str | None
+    sql: str
+    path: Path
+
+    @property
+    def grain(self) -> str:
+        return self.sql.splitlines()[0].lstrip("- ").strip()
+
+
+def load_model(path: Path) -> Model:
+    """Return the Model parsed from one SQL file (stem = table name)."""
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("--"):
+        raise ValueError(f"{path}: the first line must state the grain as a comment")
+    match = _MATERIALIZED.search(text)
+    if match is None:
+        raise ValueError(f"{path}: missing '-- materialized: view|table|incremental(col)' line")
+    kind = match.group(1)
+    date_column = match.group(2)
+    return Model(
+        name=path.stem,
+        layer=path.parent.name,
+        materialized="incremental" if date_column else kind,
+        date_column=date_column,
+        sql=text.strip().rstrip(";"),
+        path=path,
+    )
+
+
+def models(layers: tuple[str, ...] = LAYERS) -> list[Model]:
+    """Return every model in run order: by layer, then by an explicit ``-- order: N`` or name."""
+    found: list[Model] = []
+    for layer in layers:
+        folder = sql_dir() / layer
+        layer_models = [load_model(path) for path in sorted(folder.glob("*.sql"))]
+        layer_models.sort(key=lambda m: (_declared_order(m.sql), m.name))
+        found.extend(layer_models)
+    return found
+
+
+def _declared_order(sql: str) -> int:
+    match = re.search(r"^--\s*order:\s*(\d+)\s*$", sql, re.M)
+    return int(match.group(1)) if match else 100
+
+
+def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Return a connection to the warehouse file with UTC as the session time zone."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def bound_parameters(sql: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the subset of ``parameters`` that ``sql`` references; fail on a missing one."""
+    wanted = set(_PARAM.findall(sql))
+    missing = wanted - set(parameters)
+    if missing:
+        raise KeyError(f"SQL needs parameters it was not given: {sorted(missing)}")
+    return {name: parameters[name] for name in sorted(wanted)}
+
+
+def model_parameters(settings: Settings, start_date: date, end_date: date) -> dict[str, Any]:
+    """Return every parameter a model may bind for the output window [start_date, end_date]."""
+    return {
+        "start_date": start_date,
+        "end_date": end_date,
+        "max_window_days": settings.max_window_days,
+        "session_timeout_minutes": settings.session_timeout_minutes,
+        "half_life_days": float(settings.half_life_days),
+        "kpi_window_days": settings.kpi_window_days,
+    }
+
+
+def write_config_tables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Write the settings that SQL joins against (windows, marketplaces) as small tables."""
+    con.execute("CREATE OR REPLACE TABLE cfg_windows (window_days INTEGER NOT NULL)")
+    con.executemany(
+        "INSERT INTO cfg_windows VALUES (?)", [(days,) for days in settings.windows_days]
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE cfg_marketplaces (marketplace VARCHAR NOT NULL, "
+        "currency VARCHAR NOT NULL)"
+    )
+    con.executemany(
+        "INSERT INTO cfg_marketplaces VALUES (?, ?)", sorted(settings.marketplaces.items())
+    )
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Return True if a table or view of that name exists in the main schema."""
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
+        "AND table_name = ?",
+        [name],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def run_model(
+    con: duckdb.DuckDBPyConnection, model: Model, parameters: Mapping[str, Any]
+) -> int | None:
+    """Materialise one model; return the rows written for tables (None for views)."""
+    params = bound_parameters(model.sql, parameters)
+    if model.materialized == "view":
+        if params:
+            raise ValueError(f"{model.path}: a view cannot bind parameters {sorted(params)}")
+        con.execute(f'CREATE OR REPLACE VIEW "{model.name}" AS {model.sql}')
+        return None
+    if model.materialized == "table":
+        con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.sql}', params)
+        return _count(con, model.name)
+    # incremental: replace the output window in one transaction
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if not table_exists(con, model.name):
+            con.execute(
+                f'CREATE TABLE "{model.name}" AS SELECT * FROM ({model.sql}) AS q LIMIT 0',
+                params,
+            )
+        con.execute(
+            f'DELETE FROM "{model.name}" WHERE "{model.date_column}" '
+            "BETWEEN $start_date AND $end_date",
+            {"start_date": parameters["start_date"], "end_date": parameters["end_date"]},
+        )
+        before = _count(con, model.name)
+        con.execute(f'INSERT INTO "{model.name}" {model.sql}', params)
+        written = _count(con, model.name) - before
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return written
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_models(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    start_date: date,
+    end_date: date,
+    layers: tuple[str, ...] = LAYERS,
+) -> Iterator[tuple[Model, int | None]]:
+    """Run every model for the window, yielding (model, rows written) as each finishes."""
+    write_config_tables(con, settings)
+    parameters = model_parameters(settings, start_date, end_date)
+    for model in models(layers):
+        yield model, run_model(con, model, parameters)
+
+
+def run_audits(
+    con: duckdb.DuckDBPyConnection, settings: Settings, start_date: date, end_date: date
+) -> dict[str, int]:
+    """Run every ``sql/audits`` query for the window; return offending-row counts per audit."""
+    parameters = model_parameters(settings, start_date, end_date)
+    counts: dict[str, int] = {}
+    for path in sorted((sql_dir() / "audits").glob("*.sql")):
+        sql = path.read_text(encoding="utf-8").strip().rstrip(";")
+        row = con.execute(
+            f"SELECT count(*) FROM ({sql}) AS offending", bound_parameters(sql, parameters)
+        ).fetchone()
+        counts[path.stem] = int(row[0]) if row else 0
+    return counts

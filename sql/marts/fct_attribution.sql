@@ -1,0 +1,118 @@
+-- grain: one row per (order line x window x scope x eligible session) with every rule model's credit
+-- materialized: incremental(order_date)
+-- order: 10
+-- Eligible: the buyer's sessions with order_at - window_days <= session_start <= order_at (both
+-- ends inclusive). Scope 'user': every eligible session; 'product': only sessions that surfaced the
+-- line's product_id. Ties in session_start are broken by session_id. Credits of a (line, window,
+-- scope) sum to 1 for every model; attributed revenue of a model = credit * line_revenue_usd.
+-- Input window = output window (orders placed in [start_date, end_date]) + lookback: sessions
+-- from max_window_days before start_date; one pair join at the largest window serves all windows.
+with lines as (
+    select *
+    from int_order_lines
+    where order_date between $start_date and $end_date
+),
+
+sessions as (
+    select session_id, user_id, session_start, touch_type, channel, model_version
+    from assistant_sessions
+    where session_date between cast($start_date as date) - cast($max_window_days as integer)
+        and $end_date
+),
+
+pairs as (
+    select
+        l.order_id,
+        l.line_no,
+        l.order_at,
+        l.order_date,
+        l.user_id,
+        l.marketplace,
+        l.product_id,
+        l.line_status,
+        l.line_amount_usd,
+        l.line_revenue_usd,
+        s.session_id,
+        s.session_start,
+        s.touch_type,
+        s.channel,
+        s.model_version,
+        date_diff('microsecond', s.session_start, l.order_at) as age_us,
+        sp.product_id is not null as surfaced_product
+    from lines as l
+    inner join sessions as s
+        on s.user_id = l.user_id
+        and s.session_start <= l.order_at
+        and date_diff('microsecond', s.session_start, l.order_at)
+            <= cast($max_window_days as bigint) * 86400000000
+    left join int_session_products as sp
+        on sp.session_id = s.session_id and sp.product_id = l.product_id
+),
+
+windowed as (
+    select
+        p.*,
+        w.window_days
+    from pairs as p
+    inner join cfg_windows as w
+        on p.age_us <= cast(w.window_days as bigint) * 86400000000
+),
+
+scoped as (
+    select *, 'user' as scope from windowed
+    union all
+    select *, 'product' as scope from windowed where surfaced_product
+),
+
+ranked as (
+    select
+        *,
+        count(*) over (
+            partition by order_id, line_no, window_days, scope
+        ) as n_touches,
+        row_number() over (
+            partition by order_id, line_no, window_days, scope
+            order by session_start, session_id
+        ) as touch_rank,
+        power(2e0, -(age_us / 86400e6) / $half_life_days) as decay_weight
+    from scoped
+),
+
+final as (
+    select
+        order_id,
+        line_no,
+        order_at,
+        order_date,
+        user_id,
+        marketplace,
+        product_id,
+        line_status,
+        window_days,
+        scope,
+        session_id,
+        session_start,
+        touch_type,
+        channel,
+        model_version,
+        age_us / 3.6e9 as session_age_hours,
+        n_touches,
+        touch_rank,
+        line_amount_usd,
+        line_revenue_usd,
+        case when touch_rank = 1 then 1e0 else 0e0 end as first_touch,
+        case when touch_rank = n_touches then 1e0 else 0e0 end as last_touch,
+        1e0 / n_touches as linear,
+        decay_weight / sum(decay_weight) over (
+            partition by order_id, line_no, window_days, scope
+        ) as time_decay,
+        case
+            when n_touches = 1 then 1e0
+            when n_touches = 2 then 0.5e0
+            when touch_rank = 1 or touch_rank = n_touches then 0.4e0
+            else 0.2e0 / (n_touches - 2)
+        end as position_based
+    from ranked
+)
+
+select * from final

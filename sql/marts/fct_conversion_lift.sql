@@ -1,0 +1,143 @@
+-- grain: one row per (period x segment x method x window x experiment); this model: method 'observed', daily periods
+-- materialized: incremental(period_start)
+-- order: 20
+-- Population: visitor-days (a user with a storefront visit or an assistant session on a UTC day).
+-- Engaged: the user had an assistant session that day. Index time: the day's first visit or session.
+-- Converted in window W: an order with a line still placed, at index_at <= order_at <= index_at + W
+-- days. Only visitor-days whose whole window lies inside the data (activity_date + W <= end_date)
+-- are counted, so a day's numbers do not change as later orders arrive.
+-- Interval: 95% delta-method interval on log(cr_engaged / cr_comparison) (binomial, units treated as
+-- independent), mirrored in attribution.stats.ratio_lift_interval.
+-- Input window = output window + lookahead: orders up to max_window_days after end_date (none
+-- exist beyond the data's end; the completeness filter keeps that honest).
+with activity as (
+    select user_id, visit_date as activity_date, visit_at as activity_at, marketplace, channel,
+        0 as is_session
+    from stg_visits
+    where visit_date between $start_date and $end_date
+    union all
+    select user_id, session_date, session_start, marketplace, channel, 1
+    from assistant_sessions
+    where session_date between $start_date and $end_date
+),
+
+activity_ranked as (
+    select
+        *,
+        row_number() over (
+            partition by user_id, activity_date
+            order by activity_at, is_session, marketplace, channel
+        ) as activity_seq
+    from activity
+),
+
+visitor_days as (
+    select
+        user_id,
+        activity_date,
+        min(activity_at) as index_at,
+        max(is_session) = 1 as is_engaged,
+        max(case when activity_seq = 1 then marketplace end) as marketplace,
+        max(case when activity_seq = 1 then channel end) as channel
+    from activity_ranked
+    group by user_id, activity_date
+),
+
+orders as (
+    select user_id, order_at, order_revenue_usd
+    from int_orders
+    where is_placed
+        and order_date between $start_date
+        and cast($end_date as date) + cast($max_window_days as integer)
+),
+
+outcomes as (
+    select
+        v.user_id,
+        v.activity_date,
+        v.is_engaged,
+        v.marketplace,
+        v.channel,
+        w.window_days,
+        max(case when o.order_at is null then 0 else 1 end) as converted,
+        coalesce(sum(o.order_revenue_usd), 0) as revenue_usd
+    from visitor_days as v
+    cross join cfg_windows as w
+    left join orders as o
+        on o.user_id = v.user_id
+        and o.order_at >= v.index_at
+        and date_diff('microsecond', v.index_at, o.order_at)
+            <= cast(w.window_days as bigint) * 86400000000
+    where v.activity_date + w.window_days <= cast($end_date as date)
+    group by v.user_id, v.activity_date, v.is_engaged, v.marketplace, v.channel, w.window_days
+),
+
+segmented as (
+    select 'all' as segment, * from outcomes
+    union all
+    select 'marketplace=' || marketplace as segment, * from outcomes
+    union all
+    select 'channel=' || channel as segment, * from outcomes
+),
+
+counts as (
+    select
+        activity_date as period_start,
+        segment,
+        window_days,
+        sum(case when is_engaged then 1 else 0 end) as n_engaged,
+        sum(case when is_engaged then 0 else 1 end) as n_comparison,
+        sum(case when is_engaged then converted else 0 end) as conversions_engaged,
+        sum(case when is_engaged then 0 else converted end) as conversions_comparison,
+        sum(case when is_engaged then revenue_usd else 0 end) as revenue_engaged_usd,
+        sum(case when is_engaged then 0 else revenue_usd end) as revenue_comparison_usd
+    from segmented
+    group by activity_date, segment, window_days
+),
+
+rates as (
+    select
+        *,
+        cast(conversions_engaged as double) / nullif(n_engaged, 0) as cr_engaged,
+        cast(conversions_comparison as double) / nullif(n_comparison, 0) as cr_comparison,
+        sqrt(
+            (1e0 - cast(conversions_engaged as double) / nullif(n_engaged, 0))
+            / nullif(conversions_engaged, 0)
+            + (1e0 - cast(conversions_comparison as double) / nullif(n_comparison, 0))
+            / nullif(conversions_comparison, 0)
+        ) as se_log_ratio
+    from counts
+),
+
+final as (
+    select
+        period_start,
+        period_start as period_end,
+        'day' as period_grain,
+        segment,
+        'observed' as method,
+        cast(null as varchar) as experiment_id,
+        window_days,
+        cast(n_engaged as bigint) as n_engaged,
+        cast(n_comparison as bigint) as n_comparison,
+        cast(conversions_engaged as bigint) as conversions_engaged,
+        cast(conversions_comparison as bigint) as conversions_comparison,
+        cr_engaged,
+        cr_comparison,
+        cr_engaged / nullif(cr_comparison, 0) - 1e0 as lift,
+        exp(ln(nullif(cr_engaged, 0) / nullif(cr_comparison, 0)) - 1.959963984540054e0 * se_log_ratio)
+            - 1e0 as lift_ci_low,
+        exp(ln(nullif(cr_engaged, 0) / nullif(cr_comparison, 0)) + 1.959963984540054e0 * se_log_ratio)
+            - 1e0 as lift_ci_high,
+        cast(revenue_engaged_usd as decimal(18, 4)) as revenue_engaged_usd,
+        cast(revenue_comparison_usd as decimal(18, 4)) as revenue_comparison_usd,
+        cast(revenue_engaged_usd / nullif(n_engaged, 0) as decimal(18, 4))
+            as revenue_per_user_engaged_usd,
+        cast(revenue_comparison_usd / nullif(n_comparison, 0) as decimal(18, 4))
+            as revenue_per_user_comparison_usd,
+        cast(null as double) as srm_p_value,
+        'delta_log_ratio' as ci_method
+    from rates
+)
+
+select * from final
