@@ -101,9 +101,7 @@ def test_every_rule_model_with_four_touches_and_a_tie():
 
 @pytest.mark.parametrize(("n", "expected"), [(1, [1.0]), (2, [0.5, 0.5]), (3, [0.4, 0.2, 0.4])])
 def test_position_based_small_paths(n, expected):
-    con = warehouse(
-        [session_event(f"e{i}", "u1", 3 - i) for i in range(n)], [line("o1", 1, "p1")]
-    )
+    con = warehouse([session_event(f"e{i}", "u1", 3 - i) for i in range(n)], [line("o1", 1, "p1")])
     assert [r[5] for r in credits(con, 7)] == pytest.approx(expected)
 
 

@@ -51,14 +51,21 @@ def con():
     insert(
         con,
         "visits",
-        [visit("u1", at(10, 10)), visit("u2", at(10, 11)), visit("u3", at(10, 9)),
-         visit("u4", at(10, 8))],
+        [
+            visit("u1", at(10, 10)),
+            visit("u2", at(10, 11)),
+            visit("u3", at(10, 9)),
+            visit("u4", at(10, 8)),
+        ],
     )
     insert(
         con,
         "interactions",
-        [event("e1", "u1", at(10, 10, 5)), event("e4", "u4", at(10, 8, 30)),
-         event("e5", "u5", at(10, 12))],
+        [
+            event("e1", "u1", at(10, 10, 5)),
+            event("e4", "u4", at(10, 8, 30)),
+            event("e5", "u5", at(10, 12)),
+        ],
     )
     insert(
         con,
@@ -108,7 +115,7 @@ def test_kpi_daily_hand_computed(con):
     got = rows(
         con,
         'SELECT "date", dau, queries, sessions, orders, revenue_usd FROM kpi_daily '
-        'WHERE marketplace = \'US\' ORDER BY "date"',
+        "WHERE marketplace = 'US' ORDER BY \"date\"",
     )
     assert got == [
         (date(2026, 3, 9), 0, 0, 0, 1, Decimal("100.0000")),
