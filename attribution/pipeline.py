@@ -102,8 +102,8 @@ def data_date_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date] | None:
             UNION ALL SELECT cast(ts AS DATE) FROM raw_orders
         )
         """
-    ).fetchone()
-    if not row or row[0] is None:
+    ).fetchall()[0]
+    if row[0] is None:
         return None
     return row[0], row[1]
 

@@ -44,7 +44,7 @@ def read_report_data(con: duckdb.DuckDBPyConnection, settings: Settings) -> Repo
             raise FileNotFoundError(
                 f"the warehouse has no table {table}: run `attribution run` before the report"
             )
-    kpi = con.execute('SELECT * FROM kpi_daily ORDER BY "date", marketplace').pl()
+    kpi = con.sql('SELECT * FROM kpi_daily ORDER BY "date", marketplace').pl()
     pooled = con.execute(
         """
         SELECT window_days,
@@ -74,21 +74,21 @@ def read_report_data(con: duckdb.DuckDBPyConnection, settings: Settings) -> Repo
     sums = ", ".join(
         f"sum({model} * cast(line_revenue_usd AS DOUBLE)) AS {model}" for model in RULE_MODELS
     )
-    attributed = con.execute(
+    attributed = con.sql(
         f"""
         SELECT window_days, {sums}
         FROM fct_attribution WHERE scope = 'user'
         GROUP BY window_days ORDER BY window_days
         """
     ).pl()
-    versions = con.execute(
+    versions = con.sql(
         """
         SELECT session_date, coalesce(model_version, 'unknown') AS model_version,
                count(*) AS sessions
         FROM assistant_sessions GROUP BY ALL ORDER BY session_date, model_version
         """
     ).pl()
-    marketplaces = con.execute(
+    marketplaces = con.sql(
         """
         SELECT marketplace, sum(dau) AS user_days, sum(queries) AS queries,
                sum(orders) AS orders, cast(sum(revenue_usd) AS DOUBLE) AS revenue_usd,
@@ -290,7 +290,7 @@ def write_report(warehouse_path: Path, out_dir: Path, settings: Settings) -> Pat
     try:
         data = read_report_data(con, settings)
         for table in EXPORTED_TABLES:
-            frame = con.execute(f'SELECT * FROM "{table}"').pl()
+            frame = con.sql(f'SELECT * FROM "{table}"').pl()
             frame.write_csv(out_dir / f"{table}.csv")
             frame.write_parquet(out_dir / f"{table}.parquet")
     finally:

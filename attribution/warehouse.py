@@ -136,14 +136,28 @@ def write_config_tables(con: duckdb.DuckDBPyConnection, settings: Settings) -> N
     )
 
 
+def scalar(
+    con: duckdb.DuckDBPyConnection, sql: str, parameters: Mapping[str, Any] | list | None = None
+) -> Any:
+    """Return the first column of the first row of a query (None if no row).
+
+    Reads the whole result: in DuckDB 2 a result left half-read (``fetchone``) blocks the
+    connection for relations and Arrow/polars output.
+    """
+    result = con.execute(sql, parameters).fetchall() if parameters else con.execute(sql).fetchall()
+    return result[0][0] if result else None
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Return True if a table or view of that name exists in the main schema."""
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
-        "AND table_name = ?",
-        [name],
-    ).fetchone()
-    return bool(row and row[0])
+    return bool(
+        scalar(
+            con,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND table_name = ?",
+            [name],
+        )
+    )
 
 
 def run_model(
@@ -183,8 +197,7 @@ def run_model(
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
-    return int(row[0]) if row else 0
+    return int(scalar(con, f'SELECT count(*) FROM "{table}"'))
 
 
 def run_models(
@@ -209,8 +222,11 @@ def run_audits(
     counts: dict[str, int] = {}
     for path in sorted((sql_dir() / "audits").glob("*.sql")):
         sql = path.read_text(encoding="utf-8").strip().rstrip(";")
-        row = con.execute(
-            f"SELECT count(*) FROM ({sql}) AS offending", bound_parameters(sql, parameters)
-        ).fetchone()
-        counts[path.stem] = int(row[0]) if row else 0
+        counts[path.stem] = int(
+            scalar(
+                con,
+                f"SELECT count(*) FROM ({sql}) AS offending",
+                bound_parameters(sql, parameters),
+            )
+        )
     return counts

@@ -15,9 +15,9 @@ from attribution.warehouse import connect, run_models
 T0 = datetime(2026, 3, 10, 12, 0, 0)
 
 
-def empty_warehouse() -> duckdb.DuckDBPyConnection:
-    """Return an in-memory warehouse with the raw schema and no rows."""
-    con = connect(":memory:")
+def empty_warehouse(path: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """Return a warehouse (in memory unless a file path is given) with the raw schema, no rows."""
+    con = connect(path)
     ensure_raw_schema(con)
     return con
 
