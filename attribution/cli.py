@@ -203,6 +203,67 @@ def demo(
     )
 
 
+@app.command()
+def explain(
+    order: Annotated[str, typer.Option("--order", help="The order_id to explain.")],
+    warehouse: Annotated[
+        Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
+    ] = None,
+) -> None:
+    """Show, for each line of an order, the eligible sessions and their credits under every model
+    and window: why each was credited."""
+    from rich.table import Table
+
+    from attribution.explain import CREDIT_COLUMNS, explain_order, explanation_text
+    from attribution.warehouse import connect
+
+    settings = _settings(warehouse_path=warehouse)
+    if not settings.warehouse_path.is_file():
+        errors.print(f"[red]Warehouse not found:[/red] {settings.warehouse_path}")
+        raise typer.Exit(2)
+    con = connect(settings.warehouse_path, read_only=True)
+    try:
+        result = explain_order(con, order)
+    except LookupError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    finally:
+        con.close()
+    lines = Table(title=f"Order {order}: lines")
+    for column in result.lines.columns:
+        lines.add_column(column)
+    for row in result.lines.iter_rows():
+        lines.add_row(*[str(v) for v in row])
+    console.print(lines)
+    headers = {
+        "window_days": "win",
+        "scope": "scope",
+        "session_id": "session",
+        "session_start": "start",
+        "age_hours": "age h",
+        "touch_type": "type",
+        "session_products": "products",
+        "first_touch": "first",
+        "last_touch": "last",
+        "linear": "linear",
+        "time_decay": "decay",
+        "position_based": "pos",
+    }
+    out = console if console.is_terminal else Console(width=160, highlight=False)
+    for line_no in result.lines["line_no"].to_list():
+        touches = Table(title=f"Line {line_no}: eligible sessions and credits")
+        for column, header in headers.items():
+            touches.add_column(header, justify="right" if column in CREDIT_COLUMNS else "left")
+        part = result.touches.filter(result.touches["line_no"] == line_no)
+        for row in part.iter_rows(named=True):
+            touches.add_row(
+                *[f"{row[c]:.3f}" if c in CREDIT_COLUMNS else str(row[c]) for c in headers]
+            )
+        out.print(touches)
+    for reason in explanation_text(result):
+        console.print(f"- {reason}", markup=False)
+
+
 _DEMO_MARKER = "_demo_warehouse"
 
 
