@@ -51,7 +51,7 @@ def explain_order(con: duckdb.DuckDBPyConnection, order_id: str) -> OrderExplana
                a.channel, a.model_version,
                (SELECT string_agg(p.product_id, '|' ORDER BY p.product_id)
                   FROM int_session_products AS p
-                 WHERE p.session_id = a.session_id) AS session_products,
+                 WHERE p.session_id = a.session_id AND p.user_id = a.user_id) AS session_products,
                {", ".join(f"a.{c}" for c in CREDIT_COLUMNS)}
         FROM fct_attribution AS a
         WHERE a.order_id = $order_id

@@ -46,7 +46,9 @@ pairs as (
         and date_diff('microsecond', s.session_start, l.order_at)
             <= cast($max_window_days as bigint) * 86400000000
     left join int_session_products as sp
-        on sp.session_id = s.session_id and sp.product_id = l.product_id
+        on sp.session_id = s.session_id
+        and sp.user_id = s.user_id
+        and sp.product_id = l.product_id
 ),
 
 windowed as (
@@ -74,7 +76,14 @@ ranked as (
             partition by order_id, line_no, window_days, scope
             order by session_start, session_id
         ) as touch_rank,
-        power(2e0, -(age_us / 86400e6) / $half_life_days) as decay_weight
+        -- relative to the line's youngest touch (weight 1), so that weights never all underflow;
+        -- the normalised credits equal 2^(-age / half_life) / sum of the same
+        power(
+            2e0,
+            -((age_us - min(age_us) over (
+                partition by order_id, line_no, window_days, scope
+            )) / 86400e6) / $half_life_days
+        ) as decay_weight
     from scoped
 ),
 
