@@ -182,6 +182,14 @@ def run_pipeline(
                     summary.model_rows[model.name] = rows
                     if rows is not None:
                         say(f"model {model.name}: {rows:,} rows")
+            with _timed(summary, "data_driven"):
+                from attribution.journeys import write_attribution_by_touch_type
+
+                # the data-driven summary covers every loaded day (journeys need whole history)
+                everything = data_date_range(con) or window
+                rows = write_attribution_by_touch_type(con, settings, *everything)
+                summary.model_rows["fct_attribution_by_touch_type"] = rows
+                say(f"model fct_attribution_by_touch_type: {rows:,} rows")
             with _timed(summary, "audits"):
                 summary.audits = run_audits(con, settings, *window)
             failed = {name: n for name, n in summary.audits.items() if n}
