@@ -196,3 +196,29 @@ def test_rebuilding_the_same_window_gives_identical_tables():
     before = rows(con, "SELECT * FROM fct_attribution ORDER BY ALL")
     build(con, date(2026, 1, 1), date(2026, 3, 31))
     assert rows(con, "SELECT * FROM fct_attribution ORDER BY ALL") == before
+
+
+def test_window_sensitivity_and_lag_distribution():
+    con = warehouse(
+        [session_event("a", "u1", 0.5), session_event("c", "u1", 6), session_event("d", "u1", 9)],
+        [line("o1", 1, "p1"), line("o1", 2, "p2", amount="50.00")],
+    )
+    got = rows(
+        con,
+        "SELECT window_days, attributed_lines, line_revenue_usd, last_touch_revenue_usd, "
+        "linear_revenue_usd FROM fct_attribution_window_sensitivity WHERE scope = 'user' "
+        "ORDER BY window_days",
+    )
+    assert got == [
+        (1, 2, Decimal("150.0000"), Decimal("150.0000"), Decimal("150.0000")),
+        (7, 2, Decimal("150.0000"), Decimal("150.0000"), Decimal("150.0000")),
+        (14, 2, Decimal("150.0000"), Decimal("150.0000"), Decimal("150.0000")),
+        (30, 2, Decimal("150.0000"), Decimal("150.0000"), Decimal("150.0000")),
+    ]
+    # the last touch is 12 hours before the order in every window: bucket 6-24h
+    lag = rows(
+        con,
+        "SELECT window_days, lag_bucket, attributed_lines FROM fct_attribution_lag "
+        "WHERE scope = 'user' ORDER BY window_days",
+    )
+    assert lag == [(1, "6-24h", 2), (7, "6-24h", 2), (14, "6-24h", 2), (30, "6-24h", 2)]
