@@ -63,20 +63,28 @@ def generate(
     holdout_share: Annotated[
         float, typer.Option("--holdout-share", help="Share of users in the holdout arm.")
     ] = 0.05,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a landing folder generated before.")
+    ] = False,
 ) -> None:
     """Write a realistic landing folder with a planted effect, and truth.json beside it."""
     from attribution.generate import generate_landing
 
-    truth = generate_landing(
-        out,
-        users=users,
-        days=days,
-        seed=seed,
-        start_date=date.fromisoformat(start),
-        effect=effect,
-        holdout_share=holdout_share,
-        settings=_settings(),
-    )
+    try:
+        truth = generate_landing(
+            out,
+            users=users,
+            days=days,
+            seed=seed,
+            start_date=date.fromisoformat(start),
+            effect=effect,
+            holdout_share=holdout_share,
+            settings=_settings(),
+            overwrite=overwrite,
+        )
+    except (FileExistsError, ValueError) as exc:
+        errors.print(f"[red]Cannot generate:[/red] {exc}")
+        raise typer.Exit(2) from exc
     counts = truth.get("counts", {})
     console.print(
         f"Wrote {out} ({counts.get('interactions', '?'):,} interactions, "
@@ -100,6 +108,9 @@ def run(
         bool, typer.Option(help="Run Great Expectations suites on loaded batches.")
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print ingest figures per file.")
+    ] = False,
     windows: WindowsOpt = None,
     half_life_days: HalfLifeOpt = None,
     session_timeout_minutes: TimeoutOpt = None,
@@ -112,15 +123,30 @@ def run(
         half_life_days=half_life_days,
         session_timeout_minutes=session_timeout_minutes,
     )
-    _run(settings, run_date=run_date, prefect=prefect, expectations=expectations, quiet=quiet)
+    _run(
+        settings,
+        run_date=run_date,
+        prefect=prefect,
+        expectations=expectations,
+        quiet=quiet,
+        verbose=verbose,
+    )
 
 
-def _run(settings, *, run_date: str | None, prefect: bool, expectations: bool, quiet: bool):
+def _run(
+    settings,
+    *,
+    run_date: str | None,
+    prefect: bool,
+    expectations: bool,
+    quiet: bool,
+    verbose: bool = False,
+):
     day = date.fromisoformat(run_date) if run_date else None
     if not settings.landing_dir.is_dir():
         errors.print(f"[red]Landing folder not found:[/red] {settings.landing_dir}")
         raise typer.Exit(2)
-    say = (lambda _m: None) if quiet else (lambda m: console.print(m, markup=False))
+    say = (lambda _m: None) if quiet else (lambda m: console.print(m, markup=False, soft_wrap=True))
     from attribution.pipeline import run_pipeline
 
     try:
@@ -141,6 +167,7 @@ def _run(settings, *, run_date: str | None, prefect: bool, expectations: bool, q
                 run_date=day,
                 expectations=expectations,
                 progress=say,
+                per_file=verbose,
             ).as_json()
     except Exception as exc:  # every failure ends with one readable line and exit code 1
         errors.print(f"[red]Run failed:[/red] {type(exc).__name__}: {exc}")
@@ -191,7 +218,7 @@ def demo(
     settings = _settings(landing_dir=landing, warehouse_path=warehouse, report_dir=out)
     _clear_demo_outputs(settings.landing_dir, settings.warehouse_path, force=force)
     console.print(f"[bold]1/3[/bold] generating {users:,} users x {days} days into {landing}")
-    generate(out=landing, users=users, days=days, seed=seed)
+    generate(out=landing, users=users, days=days, seed=seed, overwrite=True)
     console.print(f"[bold]2/3[/bold] running the pipeline into {warehouse}")
     _run(settings, run_date=None, prefect=False, expectations=True, quiet=False)
     _mark_demo(settings.warehouse_path)

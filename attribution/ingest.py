@@ -191,21 +191,43 @@ class IngestResult:
             "quarantined": self.quarantined,
         }
 
-    def lines(self) -> list[str]:
-        """A plain-text table of the run, one string per line (the CLI prints these)."""
+    def lines(self, per_file: bool = True) -> list[str]:
+        """A plain-text table of the run, one string per line (the CLI prints these).
+
+        ``per_file=False`` gives one row per source (files counted) instead of one per file.
+        """
         header = ("source", "file", "read", "loaded", "duplicates", "quarantined", "status")
-        rows = [
-            (
-                f.source,
-                f.file,
-                str(f.rows_read),
-                str(f.rows_loaded),
-                str(f.duplicates),
-                str(f.quarantined),
-                f.status,
-            )
-            for f in self.files
-        ]
+        if per_file:
+            rows = [
+                (
+                    f.source,
+                    f.file,
+                    str(f.rows_read),
+                    str(f.rows_loaded),
+                    str(f.duplicates),
+                    str(f.quarantined),
+                    f.status,
+                )
+                for f in self.files
+            ]
+        else:
+            rows = []
+            for source in sorted({f.source for f in self.files}):
+                files = [f for f in self.files if f.source == source]
+                statuses: dict[str, int] = {}
+                for f in files:
+                    statuses[f.status] = statuses.get(f.status, 0) + 1
+                rows.append(
+                    (
+                        source,
+                        f"{len(files)} files",
+                        str(sum(f.rows_read for f in files)),
+                        str(sum(f.rows_loaded for f in files)),
+                        str(sum(f.duplicates for f in files)),
+                        str(sum(f.quarantined for f in files)),
+                        ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())),
+                    )
+                )
         total = (
             "total",
             f"{len(self.files)} files",

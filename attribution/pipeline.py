@@ -128,6 +128,7 @@ def run_pipeline(
     expectations: bool = True,
     progress: Progress | None = None,
     run_time: datetime | None = None,
+    per_file: bool = False,
 ) -> RunSummary:
     """Run ingest, expectations, models and audits into ``warehouse_path``; return the summary.
 
@@ -159,7 +160,7 @@ def run_pipeline(
                     run_time=run_time,
                 )
                 summary.ingest = result.totals()
-                for line in result.lines():
+                for line in result.lines(per_file=per_file):
                     say(line)
             if expectations:
                 with _timed(summary, "expectations"):

@@ -6,6 +6,9 @@ from decimal import Decimal
 import pytest
 from tables import T0, build, empty_warehouse, insert, rows
 
+from attribution.config import Settings
+from attribution.warehouse import run_audits
+
 ORDER_AT = T0  # 2026-03-10 12:00 UTC
 MODELS = "first_touch, last_touch, linear, time_decay, position_based"
 
@@ -222,3 +225,14 @@ def test_window_sensitivity_and_lag_distribution():
         "WHERE scope = 'user' ORDER BY window_days",
     )
     assert lag == [(1, "6-24h", 2), (7, "6-24h", 2), (14, "6-24h", 2), (30, "6-24h", 2)]
+
+
+def test_usd_is_one_without_delivered_rates_and_missing_rates_fail_the_audit():
+    con = empty_warehouse()
+    insert(con, "interactions", [session_event("s1", "u1", 1)])
+    insert(con, "orders", [line("o1", 1, "p1"), line("o2", 1, "p1", currency="EUR")])
+    build(con, date(2026, 1, 1), date(2026, 3, 31))
+    got = rows(con, "SELECT order_id, line_amount_usd FROM int_order_lines ORDER BY order_id")
+    assert got == [("o1", Decimal("100.0000")), ("o2", None)]
+    audits = run_audits(con, Settings(), date(2026, 1, 1), date(2026, 3, 31))
+    assert audits["order_lines_missing_fx"] == 1

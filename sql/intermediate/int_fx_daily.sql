@@ -2,14 +2,22 @@
 -- materialized: table
 -- order: 10
 -- A dense daily table lets order lines take their rate with an equi-join (portable, no ASOF JOIN).
+-- USD (the reporting currency) is 1 on every day by definition; delivered USD rows are ignored.
+-- The calendar spans the delivered rates and the orders.
 with bounds as (
     select
-        min(rate_date) as first_date,
+        least(
+            coalesce((select min(rate_date) from stg_fx_rates), max_order_date),
+            min_order_date
+        ) as first_date,
         greatest(
-            max(rate_date),
-            coalesce((select max(order_date) from stg_orders), max(rate_date))
+            coalesce((select max(rate_date) from stg_fx_rates), max_order_date),
+            max_order_date
         ) as last_date
-    from stg_fx_rates
+    from (
+        select min(order_date) as min_order_date, max(order_date) as max_order_date
+        from stg_orders
+    ) as o
 ),
 
 calendar as (
@@ -17,10 +25,20 @@ calendar as (
     from bounds, unnest(generate_series(
         cast(first_date as timestamp), cast(last_date as timestamp), interval 1 day
     )) as days(day)
+    where first_date is not null
+),
+
+delivered as (
+    select rate_date, currency, rate_to_usd
+    from stg_fx_rates
+    where currency <> 'USD'
+    union all
+    select calendar_date, 'USD', cast(1 as decimal(18, 8))
+    from calendar
 ),
 
 currencies as (
-    select distinct currency from stg_fx_rates
+    select distinct currency from delivered
 ),
 
 candidates as (
@@ -34,7 +52,7 @@ candidates as (
         ) as recency_rank
     from calendar as c
     cross join currencies as cur
-    inner join stg_fx_rates as r
+    inner join delivered as r
         on r.currency = cur.currency and r.rate_date <= c.calendar_date
 ),
 
