@@ -34,12 +34,20 @@ class ReportData:
     attributed_by_model: pl.DataFrame
     sessions_by_version: pl.DataFrame
     marketplace_totals: pl.DataFrame
+    lag_distribution: pl.DataFrame
+    data_driven: pl.DataFrame
     settings_hash: str
 
 
 def read_report_data(con: duckdb.DuckDBPyConnection, settings: Settings) -> ReportData:
     """Return the report's frames: daily KPIs, pooled observed lift, attributed revenue totals."""
-    for table in ("kpi_daily", "fct_conversion_lift", "fct_attribution", "assistant_sessions"):
+    for table in (
+        "kpi_daily",
+        "fct_conversion_lift",
+        "fct_attribution_window_sensitivity",
+        "fct_attribution_lag",
+        "assistant_sessions",
+    ):
         if not table_exists(con, table):
             raise FileNotFoundError(
                 f"the warehouse has no table {table}: run `attribution run` before the report"
@@ -72,15 +80,34 @@ def read_report_data(con: duckdb.DuckDBPyConnection, settings: Settings) -> Repo
             }
         )
     sums = ", ".join(
-        f"sum({model} * cast(line_revenue_usd AS DOUBLE)) AS {model}" for model in RULE_MODELS
+        f"cast(sum({model}_revenue_usd) AS DOUBLE) AS {model}" for model in RULE_MODELS
     )
     attributed = con.sql(
         f"""
-        SELECT window_days, {sums}
-        FROM fct_attribution WHERE scope = 'user'
+        SELECT window_days, sum(attributed_lines) AS attributed_lines, {sums}
+        FROM fct_attribution_window_sensitivity WHERE scope = 'user'
         GROUP BY window_days ORDER BY window_days
         """
     ).pl()
+    lag = con.sql(
+        """
+        SELECT window_days, lag_bucket_order, lag_bucket,
+               sum(attributed_lines) AS attributed_lines
+        FROM fct_attribution_lag WHERE scope = 'user'
+        GROUP BY ALL ORDER BY window_days, lag_bucket_order
+        """
+    ).pl()
+    data_driven = (
+        con.sql(
+            """
+            SELECT * FROM fct_attribution_by_touch_type
+            WHERE window_days = $window ORDER BY touch_type
+            """,
+            params={"window": settings.kpi_window_days},
+        ).pl()
+        if table_exists(con, "fct_attribution_by_touch_type")
+        else pl.DataFrame()
+    )
     versions = con.sql(
         """
         SELECT session_date, coalesce(model_version, 'unknown') AS model_version,
@@ -102,6 +129,8 @@ def read_report_data(con: duckdb.DuckDBPyConnection, settings: Settings) -> Repo
         attributed_by_model=attributed,
         sessions_by_version=versions,
         marketplace_totals=marketplaces,
+        lag_distribution=lag,
+        data_driven=data_driven,
         settings_hash=settings.settings_hash(),
     )
 
@@ -223,6 +252,41 @@ def report_figures(data: ReportData) -> dict[str, go.Figure]:
         )
     )
     markets.update_layout(title="Revenue by marketplace (USD)", barmode="group")
+
+    lag_fig = go.Figure()
+    for window in data.lag_distribution["window_days"].unique().sort():
+        part = data.lag_distribution.filter(pl.col("window_days") == window)
+        lag_fig.add_trace(
+            go.Bar(x=part["lag_bucket"], y=part["attributed_lines"], name=f"{window} d")
+        )
+    lag_fig.update_layout(
+        title="Lag from the last eligible session to the purchase (attributed lines, scope user)",
+        barmode="group",
+        xaxis_title="lag",
+        yaxis_title="order lines",
+    )
+
+    dd = go.Figure()
+    if data.data_driven.height:
+        frame = data.data_driven
+        dd.add_trace(
+            go.Bar(
+                x=frame["touch_type"],
+                y=frame["attributed_revenue_usd"],
+                name="data_driven (Markov)",
+            )
+        )
+        if frame["shapley_revenue_usd"].null_count() < frame.height:
+            dd.add_trace(
+                go.Bar(x=frame["touch_type"], y=frame["shapley_revenue_usd"], name="Shapley")
+            )
+        for model in RULE_MODELS:
+            dd.add_trace(go.Bar(x=frame["touch_type"], y=frame[f"{model}_revenue_usd"], name=model))
+        window = int(frame["window_days"][0])
+        dd.update_layout(
+            title=f"Attributed revenue by touch type, {window}-day window: data-driven vs rules (USD)",
+            barmode="group",
+        )
     return {
         "trends": trends,
         "revenue": revenue,
@@ -230,6 +294,8 @@ def report_figures(data: ReportData) -> dict[str, go.Figure]:
         "attributed_by_model": by_model,
         "model_versions": versions,
         "marketplaces": markets,
+        "lag_distribution": lag_fig,
+        "data_driven": dd,
     }
 
 
@@ -274,7 +340,9 @@ def render_html(
 <p>Sessions: consecutive assistant interactions at most {settings.session_timeout_minutes} minutes
 apart (or the given session id). Attribution windows: {windows} days, both ends inclusive; models
 first touch, last touch, linear, time decay (half-life {settings.half_life_days:g} days) and
-position based (40/20/40). Revenue in USD at the order date's FX rate; cancelled and returned lines
+position based (40/20/40), plus the data-driven model: a first-order Markov chain over session touch
+types whose removal effects are solved exactly, allocated globally (total x effect / sum of
+effects), shown beside exact Shapley values. Revenue in USD at the order date's FX rate; cancelled and returned lines
 carry zero revenue. Observed lift compares visitor-days with an assistant session against
 visitor-days without one; converted means an order placed within the window after the day's first
 visit or session; the 95% interval is the delta method on the log of the rate ratio. The observed

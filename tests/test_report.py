@@ -8,6 +8,7 @@ import pytest
 from tables import build, empty_warehouse, insert
 
 from attribution.config import Settings
+from attribution.journeys import write_attribution_by_touch_type
 from attribution.report import write_report
 
 
@@ -52,6 +53,7 @@ def warehouse(tmp_path):
     insert(con, "orders", orders)
     insert(con, "fx_rates", [{"date": date(2026, 3, 1), "currency": "USD", "rate_to_usd": 1}])
     build(con, date(2026, 3, 1), date(2026, 3, 20))
+    write_attribution_by_touch_type(con, Settings(), date(2026, 3, 1), date(2026, 3, 20))
     revenue = con.execute("SELECT sum(revenue_usd) FROM kpi_daily").fetchall()[0][0]
     con.close()
     return path, revenue
@@ -69,12 +71,15 @@ def test_report_is_offline_has_every_chart_and_headline_numbers(warehouse, tmp_p
         "attributed_by_model",
         "model_versions",
         "marketplaces",
+        "lag_distribution",
+        "data_driven",
     ]
     assert text.count("Plotly.newPlot") == len(charts)
     # self-contained: no external scripts, styles or images
     assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', text)
     assert f"${float(revenue):,.0f}" in text
     assert "more likely to buy within 7 days" in text
+    assert "data_driven (Markov)" in text and "Shapley" in text
     for name in ("kpi_daily", "fct_conversion_lift"):
         assert (tmp_path / "out" / f"{name}.csv").stat().st_size > 0
         assert (tmp_path / "out" / f"{name}.parquet").stat().st_size > 0
