@@ -193,11 +193,13 @@ def rule_totals_by_touch_type(
     """Return each rule model's attributed revenue per touch type (scope user, one window).
 
     Columns: touch_type, ``<model>_revenue_usd`` for first_touch, last_touch, linear, time_decay,
-    position_based: sum of credit x line_revenue_usd, rounded to 4 places.
+    position_based: sum of credit x line_revenue_usd, rounded to 4 places. Each product is
+    cast to DECIMAL(38,10) before the sum, so that the total does not depend on summation order.
     """
     touch = touch_sql_column(touch_column)
     sums = ",\n    ".join(
-        f"round(sum({model} * cast(line_revenue_usd AS DOUBLE)), 4) AS {model}_revenue_usd"
+        f"cast(cast(sum(cast({model} * cast(line_revenue_usd AS DOUBLE) AS DECIMAL(38, 10))) "
+        f"AS DECIMAL(18, 4)) AS DOUBLE) AS {model}_revenue_usd"
         for model in RULE_MODELS
     )
     sql = _RULES_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH, sums=sums)

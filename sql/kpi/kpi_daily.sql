@@ -34,7 +34,8 @@ attributed as (
     select
         order_date as "date",
         marketplace,
-        sum(last_touch * cast(line_revenue_usd as double)) as attributed_revenue_usd
+        sum(cast(last_touch * cast(line_revenue_usd as double) as decimal(38, 10)))
+            as attributed_revenue_usd
     from fct_attribution
     where order_date between $start_date and $end_date
         and scope = 'user'
@@ -59,9 +60,9 @@ final as (
         coalesce(se.sessions, 0) as sessions,
         coalesce(o.orders, 0) as orders,
         cast(coalesce(o.revenue_usd, 0) as decimal(18, 4)) as revenue_usd,
-        -- credits are doubles; the attributed sum is rounded to cents of a cent (4 places)
-        cast(round(coalesce(a.attributed_revenue_usd, 0), 4) as decimal(18, 4))
-            as attributed_revenue_usd
+        -- credits are doubles; each credit x revenue is summed as DECIMAL(38,10) (exact and
+        -- independent of summation order) and stored rounded to 4 places
+        cast(coalesce(a.attributed_revenue_usd, 0) as decimal(18, 4)) as attributed_revenue_usd
     from spine as s
     left join interactions as i on i."date" = s."date" and i.marketplace = s.marketplace
     left join sessions as se on se."date" = s."date" and se.marketplace = s.marketplace

@@ -80,9 +80,9 @@ ranked as (
         -- the normalised credits equal 2^(-age / half_life) / sum of the same
         power(
             2e0,
-            -((age_us - min(age_us) over (
+            -(cast(age_us - min(age_us) over (
                 partition by order_id, line_no, window_days, scope
-            )) / 86400e6) / $half_life_days
+            ) as double) / 86400e6) / $half_life_days
         ) as decay_weight
     from scoped
 ),
@@ -112,8 +112,11 @@ final as (
         case when touch_rank = 1 then 1e0 else 0e0 end as first_touch,
         case when touch_rank = n_touches then 1e0 else 0e0 end as last_touch,
         1e0 / n_touches as linear,
+        -- an ordered, whole-partition frame fixes the summation order: reruns are bit-identical
         decay_weight / sum(decay_weight) over (
             partition by order_id, line_no, window_days, scope
+            order by session_start, session_id
+            rows between unbounded preceding and unbounded following
         ) as time_decay,
         case
             when n_touches = 1 then 1e0

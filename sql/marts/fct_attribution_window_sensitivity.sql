@@ -2,23 +2,14 @@
 -- materialized: incremental(order_date)
 -- order: 30
 -- Window sensitivity: how much revenue each window credits to the assistant. Credits are doubles;
--- attributed revenue is rounded to 4 decimal places where it is stored.
-with line_totals as (
+-- each credit x revenue is cast to DECIMAL(38,10) before summing (exact, order-independent sums)
+-- and stored rounded to 4 decimal places. touch_rank = 1 picks one row per attributed line.
+with attributed as (
     select
-        order_date,
-        window_days,
-        scope,
-        order_id,
-        line_no,
-        max(line_revenue_usd) as line_revenue_usd,
-        sum(first_touch) as first_touch,
-        sum(last_touch) as last_touch,
-        sum(linear) as linear,
-        sum(time_decay) as time_decay,
-        sum(position_based) as position_based
+        *,
+        cast(line_revenue_usd as double) as revenue
     from fct_attribution
     where order_date between $start_date and $end_date
-    group by order_date, window_days, scope, order_id, line_no
 ),
 
 final as (
@@ -26,19 +17,20 @@ final as (
         order_date,
         window_days,
         scope,
-        count(*) as attributed_lines,
-        cast(sum(line_revenue_usd) as decimal(18, 4)) as line_revenue_usd,
-        cast(round(sum(first_touch * cast(line_revenue_usd as double)), 4) as decimal(18, 4))
+        sum(case when touch_rank = 1 then 1 else 0 end) as attributed_lines,
+        cast(sum(case when touch_rank = 1 then line_revenue_usd else 0 end) as decimal(18, 4))
+            as line_revenue_usd,
+        cast(sum(cast(first_touch * revenue as decimal(38, 10))) as decimal(18, 4))
             as first_touch_revenue_usd,
-        cast(round(sum(last_touch * cast(line_revenue_usd as double)), 4) as decimal(18, 4))
+        cast(sum(cast(last_touch * revenue as decimal(38, 10))) as decimal(18, 4))
             as last_touch_revenue_usd,
-        cast(round(sum(linear * cast(line_revenue_usd as double)), 4) as decimal(18, 4))
+        cast(sum(cast(linear * revenue as decimal(38, 10))) as decimal(18, 4))
             as linear_revenue_usd,
-        cast(round(sum(time_decay * cast(line_revenue_usd as double)), 4) as decimal(18, 4))
+        cast(sum(cast(time_decay * revenue as decimal(38, 10))) as decimal(18, 4))
             as time_decay_revenue_usd,
-        cast(round(sum(position_based * cast(line_revenue_usd as double)), 4) as decimal(18, 4))
+        cast(sum(cast(position_based * revenue as decimal(38, 10))) as decimal(18, 4))
             as position_based_revenue_usd
-    from line_totals
+    from attributed
     group by order_date, window_days, scope
 )
 
