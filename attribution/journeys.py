@@ -155,6 +155,47 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> 
     return pl.DataFrame(result, schema=JOURNEY_SCHEMA, orient="row")
 
 
+AGGREGATED_SCHEMA: dict[str, Any] = {
+    "path": pl.List(pl.String),
+    "converted": pl.Boolean,
+    "count": pl.Int64,
+    "value_usd": pl.Float64,
+}
+
+
+def aggregated_journeys_for_window(
+    con: duckdb.DuckDBPyConnection,
+    window_days: int,
+    start_date: date,
+    end_date: date,
+    touch_column: str = "touch_type",
+) -> pl.DataFrame:
+    """Return one row per distinct (path, converted) of a window: count and total value.
+
+    The same journeys as ``journeys_for_window``, aggregated in SQL, so that the Python models
+    scale with the number of distinct paths, not with rows. Values are summed as DECIMAL (exact,
+    independent of order); rows are ordered by (path, converted).
+    """
+    touch = touch_sql_column(touch_column)
+    params = {
+        "window_days": _check_window(window_days),
+        "start_date": start_date,
+        "end_date": end_date,
+    }
+    converting = _CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH)
+    non_converting = _NON_CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH)
+    union = f"SELECT * FROM ({converting}) UNION ALL SELECT * FROM ({non_converting})"
+    sql = f"""
+        SELECT path, converted, count(*) AS n,
+               cast(sum(cast(value_usd AS DECIMAL(38, 4))) AS DOUBLE) AS value_usd
+        FROM ({union}) AS journeys
+        GROUP BY path, converted
+        ORDER BY path, converted
+    """
+    result = con.execute(sql, params).fetchall()
+    return pl.DataFrame(result, schema=AGGREGATED_SCHEMA, orient="row")
+
+
 def journeys_for_window(
     con: duckdb.DuckDBPyConnection,
     window_days: int,
@@ -251,7 +292,7 @@ def data_driven_by_touch_type(
     touch_sql_column(touch_column)
     frames = []
     for window in settings.windows_days:
-        journeys = journeys_for_window(con, window, start_date, end_date, touch_column)
+        journeys = aggregated_journeys_for_window(con, window, start_date, end_date, touch_column)
         markov = markov_attribution(journeys, order=order)
         try:
             shapley = shapley_attribution(journeys).select(
@@ -274,8 +315,10 @@ def data_driven_by_touch_type(
             window_days=pl.lit(window, dtype=pl.Int64),
             touch_column=pl.lit(touch_column),
             markov_order=pl.lit(order, dtype=pl.Int64),
-            n_converting_journeys=pl.lit(int(journeys["converted"].sum()), dtype=pl.Int64),
-            n_journeys=pl.lit(journeys.height, dtype=pl.Int64),
+            n_converting_journeys=pl.lit(
+                int(journeys.filter("converted")["count"].sum()), dtype=pl.Int64
+            ),
+            n_journeys=pl.lit(int(journeys["count"].sum()), dtype=pl.Int64),
         )
         if shapley["shapley_share"].null_count() == 0:
             # a touch type only in rule rows (no journey) is a null player: 0, not unknown

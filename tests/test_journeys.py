@@ -228,3 +228,32 @@ def test_empty_warehouse_gives_no_rows():
     build(con, START, END, SETTINGS)
     assert journeys_for_window(con, 7, START, END).height == 0
     assert data_driven_by_touch_type(con, SETTINGS, START, END).height == 0
+
+
+def test_aggregated_journeys_give_the_same_model_as_one_row_per_journey(tmp_path):
+    """The pipeline feeds the models distinct paths with counts: same answer as raw journeys."""
+    from attribution.generate import generate_landing
+    from attribution.journeys import aggregated_journeys_for_window, journeys_for_window
+    from attribution.markov import markov_attribution, shapley_attribution
+    from attribution.pipeline import data_date_range, run_pipeline
+    from attribution.warehouse import connect
+
+    generate_landing(tmp_path / "landing", users=600, days=20, seed=3)
+    run_pipeline(
+        Settings(),
+        landing_dir=tmp_path / "landing",
+        warehouse_path=tmp_path / "w.duckdb",
+        expectations=False,
+    )
+    con = connect(tmp_path / "w.duckdb", read_only=True)
+    start, end = data_date_range(con)
+    raw = journeys_for_window(con, 7, start, end)
+    grouped = aggregated_journeys_for_window(con, 7, start, end)
+    con.close()
+    assert grouped["count"].sum() == raw.height
+    assert grouped.height < raw.height
+    for model in (markov_attribution, shapley_attribution):
+        a, b = model(raw), model(grouped)
+        assert a["touch_type"].to_list() == b["touch_type"].to_list()
+        for column in a.columns[1:]:
+            assert a[column].to_list() == pytest.approx(b[column].to_list(), rel=1e-12, abs=1e-9)
