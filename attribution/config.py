@@ -44,6 +44,15 @@ EVENT_TYPES: tuple[str, ...] = (
     "query",
 )
 
+# The rule-based attribution models: one credit column each in fct_attribution.
+RULE_MODELS: tuple[str, ...] = (
+    "first_touch",
+    "last_touch",
+    "linear",
+    "time_decay",
+    "position_based",
+)
+
 ORDER_STATUSES: tuple[str, ...] = ("placed", "cancelled", "returned")
 ARMS: tuple[str, ...] = ("treatment", "holdout")
 

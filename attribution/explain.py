@@ -7,15 +7,10 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from attribution.config import RULE_MODELS
 from attribution.warehouse import table_exists
 
-CREDIT_COLUMNS: tuple[str, ...] = (
-    "first_touch",
-    "last_touch",
-    "linear",
-    "time_decay",
-    "position_based",
-)
+CREDIT_COLUMNS: tuple[str, ...] = RULE_MODELS
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from attribution.config import Settings
+from attribution.config import RULE_MODELS, Settings
 from attribution.markov import markov_attribution, shapley_attribution
 
 # The only dimensions a journey may be made of: value = the (constant) SQL column it reads.
@@ -36,13 +36,6 @@ TOUCH_COLUMNS: dict[str, str] = {
     "model_version": "model_version",
 }
 UNKNOWN_TOUCH = "unknown"  # a session without a value in the touch column (model_version)
-RULE_MODELS: tuple[str, ...] = (
-    "first_touch",
-    "last_touch",
-    "linear",
-    "time_decay",
-    "position_based",
-)
 TABLE = "fct_attribution_by_touch_type"
 
 JOURNEY_SCHEMA: dict[str, Any] = {
@@ -150,6 +143,14 @@ def _check_window(window_days: int) -> int:
     return window_days
 
 
+def _window_params(window_days: int, start_date: date, end_date: date) -> dict[str, Any]:
+    return {
+        "window_days": _check_window(window_days),
+        "start_date": start_date,
+        "end_date": end_date,
+    }
+
+
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> pl.DataFrame:
     result = con.execute(sql, params).fetchall()  # read whole results (DuckDB 2)
     return pl.DataFrame(result, schema=JOURNEY_SCHEMA, orient="row")
@@ -177,11 +178,7 @@ def aggregated_journeys_for_window(
     independent of order); rows are ordered by (path, converted).
     """
     touch = touch_sql_column(touch_column)
-    params = {
-        "window_days": _check_window(window_days),
-        "start_date": start_date,
-        "end_date": end_date,
-    }
+    params = _window_params(window_days, start_date, end_date)
     converting = _CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH)
     non_converting = _NON_CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH)
     union = f"SELECT * FROM ({converting}) UNION ALL SELECT * FROM ({non_converting})"
@@ -212,11 +209,7 @@ def journeys_for_window(
     value there becomes ``unknown``.
     """
     touch = touch_sql_column(touch_column)
-    params = {
-        "window_days": _check_window(window_days),
-        "start_date": start_date,
-        "end_date": end_date,
-    }
+    params = _window_params(window_days, start_date, end_date)
     converting = _frame(con, _CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH), params)
     non_converting = _frame(
         con, _NON_CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH), params
@@ -244,11 +237,7 @@ def rule_totals_by_touch_type(
         for model in RULE_MODELS
     )
     sql = _RULES_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH, sums=sums)
-    params = {
-        "window_days": _check_window(window_days),
-        "start_date": start_date,
-        "end_date": end_date,
-    }
+    params = _window_params(window_days, start_date, end_date)
     result = con.execute(sql, params).fetchall()
     schema = {"touch_type": pl.String} | {f"{m}_revenue_usd": pl.Float64 for m in RULE_MODELS}
     return pl.DataFrame(result, schema=schema, orient="row")

@@ -11,17 +11,10 @@ import duckdb
 import plotly.graph_objects as go
 import polars as pl
 
-from attribution.config import Settings
+from attribution.config import RULE_MODELS, Settings
 from attribution.stats import ratio_lift_interval
 from attribution.warehouse import connect, table_exists
 
-RULE_MODELS: tuple[str, ...] = (
-    "first_touch",
-    "last_touch",
-    "linear",
-    "time_decay",
-    "position_based",
-)
 EXPORTED_TABLES: tuple[str, ...] = ("kpi_daily", "fct_conversion_lift")
 
 
