@@ -1,0 +1,61 @@
+"""Settings: defaults, precedence (CLI > env > attribution.toml > pyproject), validation."""
+
+import pytest
+from pydantic import ValidationError
+
+from attribution.config import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch, tmp_path):
+    for key in list(__import__("os").environ):
+        if key.startswith("ATTRIBUTION_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults():
+    s = load_settings()
+    assert s.windows_days == (1, 7, 14, 30)
+    assert s.half_life_days == 7
+    assert s.session_timeout_minutes == 30
+    assert s.reporting_currency == "USD"
+    assert s.marketplaces["IN"] == "INR" and len(s.marketplaces) == 8
+    assert s.kpi_window_days == 7
+
+
+def test_precedence_pyproject_toml_env_cli(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.attribution]\nhalf_life_days = 3\nwindows_days = [2, 5]\n"
+        "session_timeout_minutes = 10\n"
+    )
+    assert load_settings().windows_days == (2, 5)
+    (tmp_path / "attribution.toml").write_text("half_life_days = 4\nwindows_days = [9]\n")
+    assert (load_settings().half_life_days, load_settings().windows_days) == (4, (9,))
+    # attribution.toml replaces the pyproject table whole
+    assert load_settings().session_timeout_minutes == 30
+    monkeypatch.setenv("ATTRIBUTION_HALF_LIFE_DAYS", "5")
+    monkeypatch.setenv("ATTRIBUTION_WINDOWS_DAYS", "30,1")
+    assert (load_settings().half_life_days, load_settings().windows_days) == (5, (1, 30))
+    assert load_settings(half_life_days=6, windows_days=None).half_life_days == 6
+
+
+def test_settings_are_frozen_and_validated():
+    s = load_settings()
+    with pytest.raises(ValidationError):
+        s.half_life_days = 1  # type: ignore[misc]
+    for bad in (
+        {"windows_days": [0]},
+        {"half_life_days": 0},
+        {"reporting_currency": "EUR"},
+        {"marketplaces": {"US": "dollars"}},
+        {"no_such_setting": 1},
+    ):
+        with pytest.raises(ValidationError):
+            Settings(**bad)
+
+
+def test_settings_hash_tracks_meaning_not_paths():
+    base = load_settings()
+    assert load_settings(warehouse_path="elsewhere.duckdb").settings_hash() == base.settings_hash()
+    assert load_settings(half_life_days=3).settings_hash() != base.settings_hash()
