@@ -191,6 +191,14 @@ def run_pipeline(
                 rows = write_attribution_by_touch_type(con, settings, *everything)
                 summary.model_rows["fct_attribution_by_touch_type"] = rows
                 say(f"model fct_attribution_by_touch_type: {rows:,} rows")
+            with _timed(summary, "lift"):
+                from attribution.lift import write_lift_tables
+
+                # adjusted/experiment lift and the other periods/segments, over every loaded day
+                everything = data_date_range(con) or window
+                rows = write_lift_tables(con, settings, *everything)
+                summary.model_rows["fct_conversion_lift_python"] = rows
+                say(f"model fct_conversion_lift (python methods): {rows:,} rows")
             with _timed(summary, "audits"):
                 summary.audits = run_audits(con, settings, *window)
             failed = {name: n for name, n in summary.audits.items() if n}

@@ -94,7 +94,8 @@ def test_observed_lift_shows_self_selection_beyond_the_true_effect(demo):
     con = connect(f"{cwd}/warehouse.duckdb", read_only=True)
     x_e, n_e, x_c, n_c = con.execute(
         "SELECT sum(conversions_engaged), sum(n_engaged), sum(conversions_comparison), "
-        "sum(n_comparison) FROM fct_conversion_lift WHERE segment = 'all' AND window_days = 7"
+        "sum(n_comparison) FROM fct_conversion_lift WHERE segment = 'all' AND window_days = 7 "
+        "AND method = 'observed' AND period_grain = 'day'"
     ).fetchall()[0]
     con.close()
     observed = ratio_lift_interval(int(x_e), int(n_e), int(x_c), int(n_c))

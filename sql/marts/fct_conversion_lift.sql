@@ -1,4 +1,4 @@
--- grain: one row per (period x segment x method x window x experiment); this model: method 'observed', daily periods
+-- grain: one row per (period x segment x method x window x experiment); this model: method 'observed', daily periods, segments all/marketplace/channel (attribution.lift adds the rest)
 -- materialized: incremental(period_start)
 -- order: 20
 -- Population: visitor-days (a user with a storefront visit or an assistant session on a UTC day).
@@ -136,7 +136,26 @@ final as (
         cast(revenue_comparison_usd / nullif(n_comparison, 0) as decimal(18, 4))
             as revenue_per_user_comparison_usd,
         cast(null as double) as srm_p_value,
-        'delta_log_ratio' as ci_method
+        'delta_log_ratio' as ci_method,
+        -- p-values (two-sided, same z as the interval) and their Benjamini-Hochberg adjustment
+        -- are filled by the Python lift stage (attribution.lift), which also writes every
+        -- other method, period and segment into this table
+        cast(null as double) as p_value,
+        cast(null as double) as p_value_bh,
+        cast(n_engaged * (cr_engaged - cr_comparison) as double) as incremental_conversions,
+        cast(n_engaged * (revenue_engaged_usd / nullif(n_engaged, 0)
+            - revenue_comparison_usd / nullif(n_comparison, 0)) as double) as incremental_revenue_usd,
+        cast(null as double) as incremental_revenue_ci_low,
+        cast(null as double) as incremental_revenue_ci_high,
+        cast(null as double) as revenue_lift,
+        cast(null as double) as revenue_lift_ci_low,
+        cast(null as double) as revenue_lift_ci_high,
+        cast(null as double) as cuped_theta,
+        cast(null as double) as lift_cuped,
+        cast(null as double) as lift_cuped_ci_low,
+        cast(null as double) as lift_cuped_ci_high,
+        cast(null as boolean) as srm_flag,
+        1 as n_days
     from rates
 )
 

@@ -1,0 +1,203 @@
+"""Estimators behind ``fct_conversion_lift`` (pure numpy/scipy, no I/O).
+
+Every lift is a ratio of two (weighted) means ``m1 / m0 - 1``. Its 95% interval is a delta-method
+interval on ``log(m1 / m0)`` whose variance is the sum over clusters (users) of the squared,
+summed influence values, so that several visitor-days of one user count as one correlated unit.
+With one unit per cluster and unit weights this is exactly the binomial formula
+``(1 - p1) / x1 + (1 - p0) / x0`` used by the SQL model (``attribution.stats``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """m1 / m0 - 1 with its 95% interval and two-sided p-value (None where undefined)."""
+
+    m1: float | None
+    m0: float | None
+    lift: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    se_log: float | None
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def two_sided_p(z: float) -> float:
+    """Two-sided normal p-value of a z statistic."""
+    return float(math.erfc(abs(z) / math.sqrt(2)))
+
+
+def cluster_sums(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Return the sum of ``values`` per distinct cluster id (order of np.unique)."""
+    _, inverse = np.unique(clusters, return_inverse=True)
+    return np.bincount(inverse, weights=values)
+
+
+def weighted_ratio(
+    y: np.ndarray,
+    treated: np.ndarray,
+    weights: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
+) -> RatioEstimate:
+    """Ratio of the weighted mean of ``y`` among treated to that among the others.
+
+    Variance of log(ratio): sum over clusters of (sum of influence values)^2, influence
+    ``w (y - m1) / (W1 m1)`` for treated units and ``-w (y - m0) / (W0 m0)`` for the others
+    (propensity weights are treated as known).
+    """
+    y = np.asarray(y, dtype=float)
+    t = np.asarray(treated, dtype=bool)
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float)
+    w1, w0 = w[t].sum(), w[~t].sum()
+    if w1 <= 0 or w0 <= 0:
+        return RatioEstimate(None, None, None, None, None, None, None)
+    m1 = float((w[t] * y[t]).sum() / w1)
+    m0 = float((w[~t] * y[~t]).sum() / w0)
+    if m0 == 0:
+        return RatioEstimate(m1, m0, None, None, None, None, None)
+    lift = m1 / m0 - 1
+    if m1 == 0:
+        return RatioEstimate(m1, m0, lift, None, None, None, None)
+    influence = np.where(t, w * (y - m1) / (w1 * m1), -w * (y - m0) / (w0 * m0))
+    per_cluster = influence if clusters is None else cluster_sums(influence, clusters)
+    se = math.sqrt(float((per_cluster**2).sum()))
+    log_ratio = math.log(m1 / m0)
+    if se == 0:
+        return RatioEstimate(m1, m0, lift, lift, lift, None, 0.0)
+    p = two_sided_p(log_ratio / se)
+    return RatioEstimate(
+        m1,
+        m0,
+        lift,
+        math.exp(log_ratio - Z_95 * se) - 1,
+        math.exp(log_ratio + Z_95 * se) - 1,
+        p,
+        se,
+    )
+
+
+def weighted_difference(
+    y: np.ndarray,
+    treated: np.ndarray,
+    weights: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
+) -> tuple[float | None, float | None]:
+    """Return (m1 - m0, its standard error) with the same clustered influence values."""
+    y = np.asarray(y, dtype=float)
+    t = np.asarray(treated, dtype=bool)
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float)
+    w1, w0 = w[t].sum(), w[~t].sum()
+    if w1 <= 0 or w0 <= 0:
+        return None, None
+    m1 = (w[t] * y[t]).sum() / w1
+    m0 = (w[~t] * y[~t]).sum() / w0
+    influence = np.where(t, w * (y - m1) / w1, -w * (y - m0) / w0)
+    per_cluster = influence if clusters is None else cluster_sums(influence, clusters)
+    return float(m1 - m0), float(math.sqrt((per_cluster**2).sum()))
+
+
+def fit_logistic(
+    x: np.ndarray, t: np.ndarray, ridge: float = 1e-6, max_iter: int = 50
+) -> np.ndarray:
+    """Return logistic-regression coefficients (first = intercept) fitted by Newton-Raphson.
+
+    ``x`` has no intercept column; a tiny ridge penalty keeps separated or constant columns
+    finite.
+    """
+    x1 = np.column_stack([np.ones(len(x)), x])
+    beta = np.zeros(x1.shape[1])
+    y = np.asarray(t, dtype=float)
+    penalty = ridge * np.eye(x1.shape[1])
+    penalty[0, 0] = 0.0
+    for _ in range(max_iter):
+        eta = np.clip(x1 @ beta, -30, 30)
+        p = 1 / (1 + np.exp(-eta))
+        grad = x1.T @ (y - p) - penalty @ beta
+        hess = (x1 * (p * (1 - p))[:, None]).T @ x1 + penalty
+        step = np.linalg.solve(hess, grad)
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return beta
+
+
+def predict_logistic(beta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Return fitted probabilities for covariates ``x`` (no intercept column)."""
+    eta = np.clip(beta[0] + x @ beta[1:], -30, 30)
+    return 1 / (1 + np.exp(-eta))
+
+
+def smd(x: np.ndarray, treated: np.ndarray, weights: np.ndarray | None = None) -> float | None:
+    """Standardised mean difference of one covariate: (mean_t - mean_c) / sqrt((v_t + v_c) / 2).
+
+    The denominator always uses the unweighted variances, so before/after values compare.
+    """
+    x = np.asarray(x, dtype=float)
+    t = np.asarray(treated, dtype=bool)
+    if t.sum() < 2 or (~t).sum() < 2:
+        return None
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    mean_t = np.average(x[t], weights=w[t])
+    mean_c = np.average(x[~t], weights=w[~t])
+    pooled = math.sqrt((x[t].var(ddof=1) + x[~t].var(ddof=1)) / 2)
+    if pooled == 0:
+        return 0.0 if mean_t == mean_c else None
+    return float((mean_t - mean_c) / pooled)
+
+
+def cuped_theta(y: np.ndarray, x: np.ndarray) -> float:
+    """Return CUPED's theta = cov(y, x) / var(x) over all units (0 if x is constant)."""
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(x, dtype=float)
+    var = x.var()
+    if len(x) < 2 or var == 0:
+        return 0.0
+    return float(((x - x.mean()) * (y - y.mean())).mean() / var)
+
+
+def cuped_ratio(y: np.ndarray, x: np.ndarray, treated: np.ndarray) -> tuple[float, RatioEstimate]:
+    """Return (theta, ratio of arm means of y - theta (x - mean x)) with its interval."""
+    theta = cuped_theta(y, x)
+    x = np.asarray(x, dtype=float)
+    adjusted = np.asarray(y, dtype=float) - theta * (x - x.mean())
+    return theta, weighted_ratio(adjusted, treated)
+
+
+def srm_p_value(n_treatment: int, n_holdout: int, expected_holdout_share: float) -> float | None:
+    """Chi-square (1 df) p-value of the arm counts against the expected holdout share."""
+    total = n_treatment + n_holdout
+    if total == 0 or not 0 < expected_holdout_share < 1:
+        return None
+    expected_h = total * expected_holdout_share
+    expected_t = total - expected_h
+    chi2 = (n_treatment - expected_t) ** 2 / expected_t + (n_holdout - expected_h) ** 2 / expected_h
+    return float(sps.chi2.sf(chi2, 1))
+
+
+def benjamini_hochberg(p_values: list[float | None]) -> list[float | None]:
+    """Return Benjamini-Hochberg adjusted p-values (step-up, monotone, capped at 1); None stays."""
+    present = [(p, i) for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
+    out: list[float | None] = [None] * len(p_values)
+    m = len(present)
+    if m == 0:
+        return out
+    present.sort()
+    running = 1.0
+    for rank in range(m, 0, -1):
+        p, i = present[rank - 1]
+        running = min(running, p * m / rank)
+        out[i] = running
+    return out

@@ -1,0 +1,307 @@
+"""fct_conversion_lift from attribution.lift on tiny hand-computed warehouses, and the CLI."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+from tables import build, empty_warehouse, insert, rows
+from typer.testing import CliRunner
+
+from attribution.cli import app
+from attribution.config import Settings
+from attribution.lift import downstream_impact, pooled_lift_by_method, write_lift_tables
+from attribution.stats import ratio_lift_interval
+
+SETTINGS = Settings(windows_days=(7,))
+START, END = date(2026, 3, 1), date(2026, 3, 31)
+
+
+def at(day, hour, minute=0, month=3):
+    return datetime(2026, month, day, hour, minute)
+
+
+def visit(user, ts, marketplace="US"):
+    return {"user_id": user, "ts": ts, "marketplace": marketplace, "channel": "web"}
+
+
+def event(event_id, user, ts, marketplace="US", event_type="query"):
+    return {
+        "event_id": event_id,
+        "user_id": user,
+        "ts": ts,
+        "marketplace": marketplace,
+        "channel": "web",
+        "event_type": event_type,
+        "model_version": "v1",
+    }
+
+
+def order(order_id, user, ts, amount="100.00", marketplace="US"):
+    return {
+        "order_id": order_id,
+        "line_no": 1,
+        "user_id": user,
+        "ts": ts,
+        "marketplace": marketplace,
+        "product_id": "p1",
+        "quantity": 1,
+        "amount": Decimal(amount),
+        "currency": "USD",
+        "status": "placed",
+    }
+
+
+def fx(con):
+    insert(con, "fx_rates", [{"date": date(2026, 1, 1), "currency": "USD", "rate_to_usd": 1}])
+
+
+def lift_rows(con, method, segment="all", grain="all"):
+    return rows(
+        con,
+        "SELECT n_engaged, n_comparison, conversions_engaged, conversions_comparison, cr_engaged, "
+        "cr_comparison, lift, lift_ci_low, lift_ci_high, srm_p_value, cuped_theta, p_value, "
+        "p_value_bh, incremental_conversions FROM fct_conversion_lift WHERE method = "
+        f"'{method}' AND segment = '{segment}' AND period_grain = '{grain}' AND window_days = 7",
+    )
+
+
+@pytest.fixture
+def stratified():
+    """Two marketplaces on 2026-03-10; engagement depends on marketplace only.
+
+    US: engaged e1 (buys), e2; comparison c1 (buys), c2, c3, c4 -> cr 1/4.
+    DE: engaged e3 (buys), e4 (buys), e5; comparison c5 (buys), c6 -> cr 1/2.
+    ATT counterfactual = (2 * 1/4 + 3 * 1/2) / 5 = 0.4; engaged cr = 3/5; lift = 0.5.
+    Observed comparison cr = 2/6; observed lift = 0.8.
+    """
+    con = empty_warehouse()
+    users = {
+        "e1": "US", "e2": "US", "c1": "US", "c2": "US", "c3": "US", "c4": "US",
+        "e3": "DE", "e4": "DE", "e5": "DE", "c5": "DE", "c6": "DE",
+    }  # fmt: skip
+    insert(con, "visits", [visit(u, at(10, 10), m) for u, m in users.items()])
+    insert(
+        con,
+        "interactions",
+        [event(f"ev{u}", u, at(10, 10, 5), m) for u, m in users.items() if u.startswith("e")],
+    )
+    buyers = ("e1", "c1", "e3", "e4", "c5")
+    insert(
+        con,
+        "orders",
+        [order(f"o{u}", u, at(11, 9), marketplace=users[u]) for u in buyers],
+    )
+    fx(con)
+    build(con, START, END, SETTINGS)
+    write_lift_tables(con, SETTINGS, START, END)
+    return con
+
+
+def test_observed_and_adjusted_hand_computed(stratified):
+    (obs,) = lift_rows(stratified, "observed")
+    assert obs[:4] == (5, 6, 3, 2)
+    assert obs[6] == pytest.approx(0.8)
+    (adj,) = lift_rows(stratified, "adjusted")
+    assert adj[:3] == (5, 6, 3)
+    assert adj[4] == pytest.approx(0.6)
+    assert adj[5] == pytest.approx(0.4, abs=1e-5)
+    assert adj[6] == pytest.approx(0.5, abs=1e-4)
+    assert adj[7] < adj[6] < adj[8]
+    assert adj[13] == pytest.approx(5 * (0.6 - 0.4), abs=1e-4)
+    # segment marketplace=DE: engaged 2/3, comparison 1/2 in both methods
+    (de,) = lift_rows(stratified, "adjusted", "marketplace=DE")
+    assert de[6] == pytest.approx((2 / 3) / (1 / 2) - 1, abs=1e-4)
+
+
+def test_balance_and_overlap_tables(stratified):
+    got = dict(
+        rows(
+            stratified,
+            "SELECT covariate, smd_after FROM fct_lift_balance WHERE period_grain = 'all'",
+        )
+    )
+    assert abs(got["marketplace=DE"]) < 1e-3  # weighting balances the marketplace mix
+    before = rows(
+        stratified,
+        "SELECT smd_before FROM fct_lift_balance WHERE period_grain = 'all' "
+        "AND covariate = 'marketplace=DE'",
+    )[0][0]
+    assert abs(before) > 0.3
+    overlap = rows(
+        stratified,
+        "SELECT n_engaged, n_comparison, share_trimmed FROM fct_lift_overlap "
+        "WHERE period_grain = 'all'",
+    )
+    assert overlap == [(5, 6, 0.0)]
+
+
+def test_week_rows_match_day_rows_when_users_appear_once(stratified):
+    (day,) = lift_rows(stratified, "observed", grain="day")
+    (week,) = lift_rows(stratified, "observed", grain="week")
+    assert day[:9] == pytest.approx(week[:9])
+    assert rows(
+        stratified,
+        "SELECT DISTINCT period_start, period_end FROM fct_conversion_lift "
+        "WHERE period_grain = 'week'",
+    ) == [(date(2026, 3, 9), date(2026, 3, 15))]
+    want = ratio_lift_interval(3, 5, 2, 6)
+    assert (day[7], day[8]) == pytest.approx((want.ci_low, want.ci_high))
+
+
+def test_grain_is_unique_and_p_values_are_adjusted(stratified):
+    dupes = rows(
+        stratified,
+        "SELECT count(*) FROM (SELECT period_start, period_grain, segment, method, window_days, "
+        "experiment_id, count(*) AS n FROM fct_conversion_lift GROUP BY ALL HAVING n > 1)",
+    )
+    assert dupes == [(0,)]
+    family = rows(
+        stratified,
+        "SELECT p_value, p_value_bh FROM fct_conversion_lift WHERE method = 'observed' "
+        "AND period_grain = 'all' AND p_value IS NOT NULL ORDER BY p_value",
+    )
+    assert all(bh >= p for p, bh in family)
+    # the SQL-owned daily rows got their p-values too
+    assert rows(
+        stratified,
+        "SELECT count(*) FROM fct_conversion_lift WHERE period_grain = 'day' "
+        "AND method = 'observed' AND segment = 'all' AND p_value IS NULL",
+    ) == [(0,)]
+
+
+def test_rerun_gives_identical_tables(stratified):
+    def digest():
+        return rows(
+            stratified,
+            "SELECT count(*), sum(hash(t))::VARCHAR FROM fct_conversion_lift AS t",
+        )
+
+    before = digest()
+    write_lift_tables(stratified, SETTINGS, START, END)
+    assert digest() == before
+
+
+@pytest.fixture
+def experiment():
+    """Four treatment and four holdout users assigned 2026-03-02 00:00 (a Monday).
+
+    Treatment t1 (buys 100), t2 (buys 50); holdout h1 (buys 30). Pre-period orders: t1 and h2.
+    """
+    con = empty_warehouse()
+    assigned = at(2, 0)
+    arms = {"t1": "treatment", "t2": "treatment", "t3": "treatment", "t4": "treatment",
+            "h1": "holdout", "h2": "holdout", "h3": "holdout", "h4": "holdout"}  # fmt: skip
+    insert(
+        con,
+        "assignments",
+        [
+            {"user_id": u, "experiment_id": "exp_x", "arm": a, "assigned_at": assigned}
+            for u, a in arms.items()
+        ],
+    )
+    insert(
+        con,
+        "orders",
+        [
+            order("o1", "t1", at(3, 9), "100.00"),
+            order("o2", "t2", at(8, 9), "50.00"),
+            order("o3", "h1", at(4, 9), "30.00"),
+            order("o4", "t2", at(20, 9), "70.00"),  # after the 7-day window
+            order("p1", "t1", at(20, 9, month=2), "10.00"),  # pre-period
+            order("p2", "h2", at(25, 9, month=2), "10.00"),  # pre-period
+        ],
+    )
+    insert(con, "visits", [visit("t1", at(2, 9))])
+    fx(con)
+    build(con, date(2026, 2, 1), END, SETTINGS)
+    return con
+
+
+def test_experiment_hand_computed(experiment):
+    write_lift_tables(experiment, SETTINGS, START, END)
+    (row,) = lift_rows(experiment, "experiment")
+    n_t, n_h, x_t, x_h, cr_t, cr_h, lift, low, high, srm, theta, _p, _, inc = row
+    assert (n_t, n_h, x_t, x_h) == (4, 4, 2, 1)
+    assert (cr_t, cr_h, lift) == pytest.approx((0.5, 0.25, 1.0))
+    se = math.sqrt(0.5 / 2 + 0.75 / 1)
+    assert (low, high) == pytest.approx(
+        (2 * math.exp(-1.959964 * se) - 1, 2 * math.exp(1.959964 * se) - 1)
+    )
+    # design share: unknown experiment -> 5% holdout; 4 vs 4 is a gross mismatch
+    from scipy import stats as sps
+
+    assert srm == pytest.approx(sps.chi2.sf((4 - 7.6) ** 2 / 7.6 + (4 - 0.4) ** 2 / 0.4, 1))
+    assert theta == pytest.approx(1 / 6)
+    assert inc == pytest.approx(4 * 0.25)
+    rpu = rows(
+        experiment,
+        "SELECT revenue_per_user_engaged_usd, revenue_per_user_comparison_usd, srm_flag "
+        "FROM fct_conversion_lift WHERE method = 'experiment' AND period_grain = 'all' "
+        "AND segment = 'all'",
+    )
+    assert rpu == [(Decimal("37.5000"), Decimal("7.5000"), True)]
+    segments = {
+        r[0]: r[1:]
+        for r in rows(
+            experiment,
+            "SELECT segment, n_engaged, n_comparison FROM fct_conversion_lift "
+            "WHERE method = 'experiment' AND period_grain = 'all'",
+        )
+    }
+    assert segments["buyer=returning"] == (1, 1)
+    assert segments["buyer=new"] == (3, 3)
+
+
+def test_experiment_expected_share_override(experiment):
+    write_lift_tables(experiment, SETTINGS, START, END, expected_shares={"exp_x": 0.5})
+    assert lift_rows(experiment, "experiment")[0][9] == pytest.approx(1.0)
+    frame = pooled_lift_by_method(experiment, 7)
+    assert frame.filter(frame["method"] == "experiment")["lift"].to_list() == pytest.approx([1.0])
+    impact = downstream_impact(experiment, 7)
+    row = impact.filter(impact["method"] == "experiment").row(0, named=True)
+    # incremental revenue = 4 x (37.5 - 7.5); one assignment day -> x 365 per year
+    assert row["incremental_revenue_usd"] == pytest.approx(120.0)
+    assert row["run_rate_usd"] == pytest.approx(120.0 * 365)
+    assert row["run_rate_ci_low"] < row["run_rate_usd"] < row["run_rate_ci_high"]
+
+
+def test_lift_cli_prints_a_table(stratified, tmp_path):
+    path = tmp_path / "wh.duckdb"
+    stratified.execute(f"ATTACH '{path}' AS out")
+    stratified.execute("COPY FROM DATABASE memory TO out")
+    stratified.execute("DETACH out")
+    result = CliRunner().invoke(app, ["lift", "--warehouse", str(path), "--window", "7"])
+    assert result.exit_code == 0, result.output
+    assert "observed" in result.output and "adjusted" in result.output
+    assert "+80.0%" in result.output and "+50.0%" in result.output
+    assert "Balance:" in result.output
+    missing = CliRunner().invoke(app, ["lift", "--warehouse", str(tmp_path / "none.duckdb")])
+    assert missing.exit_code == 2
+
+
+def test_units_without_overlap_are_trimmed_from_the_adjusted_estimate():
+    """FR has only engaged users: no comparable non-user, so the adjusted estimate drops them."""
+    con = empty_warehouse()
+    users = {"e1": "US", "e2": "US", "c1": "US", "c2": "US", "f1": "FR", "f2": "FR", "f3": "FR"}
+    insert(con, "visits", [visit(u, at(10, 10), m) for u, m in users.items()])
+    insert(
+        con,
+        "interactions",
+        [event(f"ev{u}", u, at(10, 10, 5), m) for u, m in users.items() if u[0] in "ef"],
+    )
+    insert(con, "orders", [order("o1", "e1", at(11, 9)), order("o2", "c1", at(11, 9))])
+    fx(con)
+    build(con, START, END, SETTINGS)
+    write_lift_tables(con, SETTINGS, START, END)
+    (obs,) = lift_rows(con, "observed")
+    (adj,) = lift_rows(con, "adjusted")
+    assert obs[:2] == (5, 2)
+    assert adj[:2] == (2, 2)
+    assert adj[6] == pytest.approx(0.0, abs=1e-6)
+    (trimmed,) = rows(con, "SELECT share_trimmed FROM fct_lift_overlap WHERE period_grain = 'all'")[
+        0:1
+    ]
+    assert trimmed[0] == pytest.approx(3 / 7)
