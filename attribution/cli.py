@@ -230,6 +230,17 @@ def demo(
     )
 
 
+def _open_warehouse(warehouse: Path | None):  # -> duckdb.DuckDBPyConnection (lazy import)
+    """Return a read-only connection to the configured warehouse, or exit 2 if it is missing."""
+    from attribution.warehouse import connect
+
+    settings = _settings(warehouse_path=warehouse)
+    if not settings.warehouse_path.is_file():
+        errors.print(f"[red]Warehouse not found:[/red] {settings.warehouse_path}")
+        raise typer.Exit(2)
+    return connect(settings.warehouse_path, read_only=True)
+
+
 @app.command()
 def explain(
     order: Annotated[str, typer.Option("--order", help="The order_id to explain.")],
@@ -242,13 +253,8 @@ def explain(
     from rich.table import Table
 
     from attribution.explain import CREDIT_COLUMNS, explain_order, explanation_text
-    from attribution.warehouse import connect
 
-    settings = _settings(warehouse_path=warehouse)
-    if not settings.warehouse_path.is_file():
-        errors.print(f"[red]Warehouse not found:[/red] {settings.warehouse_path}")
-        raise typer.Exit(2)
-    con = connect(settings.warehouse_path, read_only=True)
+    con = _open_warehouse(warehouse)
     try:
         result = explain_order(con, order)
     except LookupError as exc:
@@ -309,16 +315,12 @@ def lift(
     from rich.table import Table
 
     from attribution.lift import balance_verdict, downstream_impact, pooled_lift_by_method
-    from attribution.warehouse import connect, table_exists
+    from attribution.warehouse import table_exists
 
-    settings = _settings(warehouse_path=warehouse)
-    if not settings.warehouse_path.is_file():
-        errors.print(f"[red]Warehouse not found:[/red] {settings.warehouse_path}")
-        raise typer.Exit(2)
     if period not in ("all", "month", "week", "day"):
         errors.print(f"[red]Unknown period {period!r}:[/red] use all, month, week or day")
         raise typer.Exit(2)
-    con = connect(settings.warehouse_path, read_only=True)
+    con = _open_warehouse(warehouse)
     try:
         if not table_exists(con, "fct_conversion_lift"):
             errors.print("[red]No fct_conversion_lift table: run `attribution run` first[/red]")

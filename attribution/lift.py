@@ -797,12 +797,13 @@ def downstream_impact(
         params={"w": window_days, "grain": period},
     ).pl()
     attributed = []
-    has_attr = table_exists(con, "fct_attribution")
+    has_attr = table_exists(con, "fct_attribution_window_sensitivity")
     for p_start, p_end in lift.select("period_start", "period_end").iter_rows():
         value = None
         if has_attr:
             got = con.execute(
-                "SELECT cast(sum(last_touch * line_revenue_usd) AS DOUBLE) FROM fct_attribution "
+                "SELECT cast(sum(last_touch_revenue_usd) AS DOUBLE) "
+                "FROM fct_attribution_window_sensitivity "
                 "WHERE window_days = ? AND scope = 'user' AND order_date BETWEEN ? AND ?",
                 [window_days, p_start, p_end],
             ).fetchall()

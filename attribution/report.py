@@ -29,6 +29,8 @@ class ReportData:
     marketplace_totals: pl.DataFrame
     lag_distribution: pl.DataFrame
     data_driven: pl.DataFrame
+    lift_by_method: pl.DataFrame
+    impact: pl.DataFrame
     settings_hash: str
 
 
@@ -116,6 +118,10 @@ def read_report_data(con: duckdb.DuckDBPyConnection, settings: Settings) -> Repo
         FROM kpi_daily GROUP BY marketplace ORDER BY revenue_usd DESC
         """
     ).pl()
+    from attribution.lift import downstream_impact, pooled_lift_by_method
+
+    by_method = pooled_lift_by_method(con, settings.kpi_window_days, period="all")
+    impact = downstream_impact(con, settings.kpi_window_days, period="all")
     return ReportData(
         kpi_daily=kpi,
         lift_by_window=pl.DataFrame(lift_rows, schema=_LIFT_SCHEMA),
@@ -124,6 +130,8 @@ def read_report_data(con: duckdb.DuckDBPyConnection, settings: Settings) -> Repo
         marketplace_totals=marketplaces,
         lag_distribution=lag,
         data_driven=data_driven,
+        lift_by_method=by_method,
+        impact=impact,
         settings_hash=settings.settings_hash(),
     )
 
@@ -163,6 +171,31 @@ def headline_sentences(data: ReportData, headline_window_days: int) -> list[str]
             f"Visitors who used the assistant were {lift:+.1%} more likely to buy within "
             f"{headline_window_days} days than visitors who did not{interval}. This is the "
             "observed comparison: it includes self-selection and is not the causal effect."
+        )
+    for row in data.lift_by_method.filter(pl.col("method") != "observed").iter_rows(named=True):
+        if row["lift"] is None:
+            continue
+        interval = (
+            f" (95% interval {row['ci_low']:+.1%} to {row['ci_high']:+.1%})"
+            if row["ci_low"] is not None
+            else ""
+        )
+        what = (
+            "Adjusted for who chooses to use the assistant (pre-period behaviour, marketplace, "
+            "channel)"
+            if row["method"] == "adjusted"
+            else f"Randomised holdout experiment {row['experiment_id']} (intent to treat)"
+        )
+        sentences.append(f"{what}: {row['lift']:+.1%}{interval} conversion lift.")
+    for row in data.impact.filter(pl.col("method") == "experiment").iter_rows(named=True):
+        if row["run_rate_usd"] is None:
+            continue
+        sentences.append(
+            f"Downstream impact (experiment {row['experiment_id']}): incremental revenue "
+            f"${row['incremental_revenue_usd']:,.0f} in the period, about "
+            f"${row['run_rate_usd']:,.0f} a year (95% interval ${row['run_rate_ci_low']:,.0f} to "
+            f"${row['run_rate_ci_high']:,.0f}), against ${row['attributed_revenue_usd']:,.0f} "
+            "attributed by last touch."
         )
     return sentences
 
@@ -209,6 +242,26 @@ def report_figures(data: ReportData) -> dict[str, go.Figure]:
         title="Observed conversion lift by window (95% interval)",
         yaxis_tickformat="+.0%",
         xaxis_title="window",
+    )
+
+    methods = data.lift_by_method.drop_nulls("lift")
+    method_fig = go.Figure(
+        go.Bar(
+            x=[
+                m if e is None else f"{m}: {e}"
+                for m, e in zip(methods["method"], methods["experiment_id"], strict=True)
+            ],
+            y=methods["lift"],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": (methods["ci_high"] - methods["lift"]).fill_null(0).to_list(),
+                "arrayminus": (methods["lift"] - methods["ci_low"]).fill_null(0).to_list(),
+            },
+        )
+    )
+    method_fig.update_layout(
+        title="Conversion lift by method, whole period (95% interval)", yaxis_tickformat="+.0%"
     )
 
     by_model = go.Figure()
@@ -284,6 +337,7 @@ def report_figures(data: ReportData) -> dict[str, go.Figure]:
         "trends": trends,
         "revenue": revenue,
         "lift_by_window": lift_fig,
+        "lift_by_method": method_fig,
         "attributed_by_model": by_model,
         "model_versions": versions,
         "marketplaces": markets,

@@ -64,7 +64,9 @@ def test_demo_builds_warehouse_and_report(demo):
     for table in TABLES[:-1]:
         assert table_digest(con, table)[0] > 0, table
     page = (cwd / "report" / "index.html").read_text(encoding="utf-8")
-    assert len(re.findall(r'data-chart="', page)) == 8
+    assert len(re.findall(r'data-chart="', page)) == 9
+    assert "Adjusted for who chooses to use the assistant" in page
+    assert "Randomised holdout experiment exp_assistant_holdout" in page
     # every attribution model is shown: the five rules and the data-driven model
     for model in ("first_touch", "last_touch", "linear", "time_decay", "position_based"):
         assert model in page

@@ -68,6 +68,7 @@ def test_report_is_offline_has_every_chart_and_headline_numbers(warehouse, tmp_p
         "trends",
         "revenue",
         "lift_by_window",
+        "lift_by_method",
         "attributed_by_model",
         "model_versions",
         "marketplaces",
