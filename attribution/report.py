@@ -148,6 +148,11 @@ _LIFT_SCHEMA = {
 }
 
 
+def usd(value: float) -> str:
+    """Return whole US dollars with the sign before the symbol: ``-$1,234``."""
+    return f"-${abs(value):,.0f}" if value < 0 else f"${value:,.0f}"
+
+
 def headline_sentences(data: ReportData, headline_window_days: int) -> list[str]:
     """Return the report's headline sentences, every number taken from the data."""
     kpi = data.kpi_daily
@@ -192,9 +197,9 @@ def headline_sentences(data: ReportData, headline_window_days: int) -> list[str]
             continue
         sentences.append(
             f"Downstream impact (experiment {row['experiment_id']}): incremental revenue "
-            f"${row['incremental_revenue_usd']:,.0f} in the period, about "
-            f"${row['run_rate_usd']:,.0f} a year (95% interval ${row['run_rate_ci_low']:,.0f} to "
-            f"${row['run_rate_ci_high']:,.0f}), against ${row['attributed_revenue_usd']:,.0f} "
+            f"{usd(row['incremental_revenue_usd'])} in the period, about "
+            f"{usd(row['run_rate_usd'])} a year (95% interval {usd(row['run_rate_ci_low'])} to "
+            f"{usd(row['run_rate_ci_high'])}), against {usd(row['attributed_revenue_usd'])} "
             "attributed by last touch."
         )
     return sentences
