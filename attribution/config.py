@@ -121,6 +121,15 @@ class Settings(BaseSettings):
         description="Great Expectations validates at most this many rows per batch "
         "(a deterministic sample beyond it); per-row contract rules always check every row.",
     )
+    data_driven_touch_column: str = Field(
+        default="touch_type",
+        pattern="^(touch_type|channel|model_version)$",
+        description="What a touch is in the data-driven model: touch_type, channel or "
+        "model_version.",
+    )
+    data_driven_order: int = Field(
+        default=1, ge=1, le=3, description="Order of the Markov chain of the data-driven model."
+    )
     data_docs_dir: Path | None = Field(
         default=None,
         description="Where Great Expectations writes Data Docs (default: beside the warehouse).",

@@ -13,6 +13,14 @@ from attribution.warehouse import table_exists
 CREDIT_COLUMNS: tuple[str, ...] = RULE_MODELS
 
 
+_SCOPE_MEANING: dict[str, str] = {
+    "user": "any session of the buyer",
+    "product": "sessions that surfaced {product}",
+    "brand": "sessions that surfaced a product of {product}'s brand",
+    "category": "sessions that surfaced a product of {product}'s category",
+}
+
+
 @dataclass(frozen=True)
 class OrderExplanation:
     """An order's lines and, per (line, window, scope), the eligible sessions and their credits."""
@@ -73,11 +81,7 @@ def explanation_text(explanation: OrderExplanation) -> list[str]:
         ):
             first = group.row(0, named=True)
             last = group.row(group.height - 1, named=True)
-            which = (
-                "any session of the buyer"
-                if scope == "user"
-                else f"sessions that surfaced {line['product_id']}"
-            )
+            which = _SCOPE_MEANING[scope].format(product=line["product_id"])
             reasons.append(
                 f"line {line['line_no']}, {window}-day window, scope {scope} ({which}): "
                 f"{group.height} eligible session(s); first touch {first['session_id']} "

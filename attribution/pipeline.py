@@ -188,7 +188,13 @@ def run_pipeline(
 
                 # the data-driven summary covers every loaded day (journeys need whole history)
                 everything = data_date_range(con) or window
-                rows = write_attribution_by_touch_type(con, settings, *everything)
+                rows = write_attribution_by_touch_type(
+                    con,
+                    settings,
+                    *everything,
+                    order=settings.data_driven_order,
+                    touch_column=settings.data_driven_touch_column,
+                )
                 summary.model_rows["fct_attribution_by_touch_type"] = rows
                 say(f"model fct_attribution_by_touch_type: {rows:,} rows")
             with _timed(summary, "lift"):

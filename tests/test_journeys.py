@@ -257,3 +257,25 @@ def test_aggregated_journeys_give_the_same_model_as_one_row_per_journey(tmp_path
         assert a["touch_type"].to_list() == b["touch_type"].to_list()
         for column in a.columns[1:]:
             assert a[column].to_list() == pytest.approx(b[column].to_list(), rel=1e-12, abs=1e-9)
+
+
+def test_pipeline_uses_the_data_driven_settings(tmp_path):
+    from attribution.generate import generate_landing
+    from attribution.pipeline import run_pipeline
+    from attribution.warehouse import connect
+
+    generate_landing(tmp_path / "landing", users=300, days=10, seed=5)
+    run_pipeline(
+        Settings(data_driven_touch_column="channel", data_driven_order=2),
+        landing_dir=tmp_path / "landing",
+        warehouse_path=tmp_path / "w.duckdb",
+        expectations=False,
+    )
+    con = connect(tmp_path / "w.duckdb", read_only=True)
+    got = rows(con, "SELECT DISTINCT touch_column, markov_order FROM fct_attribution_by_touch_type")
+    touches = {
+        r[0] for r in rows(con, "SELECT DISTINCT touch_type FROM fct_attribution_by_touch_type")
+    }
+    con.close()
+    assert got == [("channel", 2)]
+    assert touches <= {"app", "web", "voice"}

@@ -236,3 +236,73 @@ def test_usd_is_one_without_delivered_rates_and_missing_rates_fail_the_audit():
     assert got == [("o1", Decimal("100.0000")), ("o2", None)]
     audits = run_audits(con, Settings(), date(2026, 1, 1), date(2026, 3, 31))
     assert audits["order_lines_missing_fx"] == 1
+
+
+def test_brand_and_category_scopes_with_a_products_catalogue():
+    con = empty_warehouse()
+    insert(
+        con,
+        "interactions",
+        [
+            session_event("s1", "u1", 3, products=["p2"]),  # same brand as p1, other category
+            session_event("s2", "u1", 2, products=["p3"]),  # other brand, same category
+            session_event("s3", "u1", 1, products=["p9"]),  # not in the catalogue
+        ],
+    )
+    insert(con, "orders", [line("o1", 1, "p1")])
+    insert(con, "fx_rates", [fx("USD", date(2026, 1, 1), "1")])
+    insert(
+        con,
+        "products",
+        [
+            {"product_id": "p1", "brand": "acme", "category": "shoes"},
+            {"product_id": "p2", "brand": "acme", "category": "hats"},
+            {"product_id": "p3", "brand": "zeta", "category": "shoes"},
+        ],
+    )
+    build(con, date(2026, 1, 1), date(2026, 3, 31))
+    assert [r[0] for r in credits(con, 7, "user")] == ["s-s1", "s-s2", "s-s3"]
+    assert credits(con, 7, "product") == []
+    assert credits(con, 7, "brand") == [("s-s1", 1, 1, 1, 1, 1)]
+    assert credits(con, 7, "category") == [("s-s2", 1, 1, 1, 1, 1)]
+
+
+def test_no_catalogue_means_no_brand_or_category_rows():
+    con = warehouse([session_event("s1", "u1", 1, products=["p1"])], [line("o1", 1, "p1")])
+    assert rows(con, "SELECT DISTINCT scope FROM fct_attribution ORDER BY 1") == [
+        ("product",),
+        ("user",),
+    ]
+
+
+def test_long_view_has_one_row_per_model_and_the_same_credits():
+    con = warehouse(
+        [session_event("a", "u1", 0), session_event("c", "u1", 6)], [line("o1", 1, "p1")]
+    )
+    got = rows(
+        con,
+        "SELECT model, sum(credit), sum(attributed_revenue_usd) FROM fct_attribution_long "
+        "WHERE window_days = 7 AND scope = 'user' GROUP BY model ORDER BY model",
+    )
+    assert [(m, round(c, 12), round(r, 8)) for m, c, r in got] == [
+        (m, 1.0, 100.0)
+        for m in ("first_touch", "last_touch", "linear", "position_based", "time_decay")
+    ]
+
+
+def test_cancelled_and_returned_lines_are_counted_apart():
+    con = warehouse(
+        [session_event("s1", "u1", 1)],
+        [
+            line("o1", 1, "p1"),
+            line("o1", 2, "p2", amount="30.00", status="cancelled"),
+            line("o1", 3, "p3", amount="20.00", status="returned"),
+        ],
+    )
+    got = rows(
+        con,
+        "SELECT attributed_lines, cancelled_lines, returned_lines, line_revenue_usd, "
+        "cancelled_or_returned_amount_usd, last_touch_revenue_usd "
+        "FROM fct_attribution_window_sensitivity WHERE window_days = 7 AND scope = 'user'",
+    )
+    assert got == [(3, 1, 1, Decimal("100.0000"), Decimal("50.0000"), Decimal("100.0000"))]

@@ -3,14 +3,35 @@
 -- order: 10
 -- Eligible: the buyer's sessions with order_at - window_days <= session_start <= order_at (both
 -- ends inclusive). Scope 'user': every eligible session; 'product': only sessions that surfaced the
--- line's product_id. Ties in session_start are broken by session_id. Credits of a (line, window,
+-- line's product_id; 'brand' / 'category' (only when the optional products catalogue is loaded):
+-- sessions that surfaced a product of the same brand / category as the line's product. Ties in session_start are broken by session_id. Credits of a (line, window,
 -- scope) sum to 1 for every model; attributed revenue of a model = credit * line_revenue_usd.
 -- Input window = output window (orders placed in [start_date, end_date]) + lookback: sessions
 -- from max_window_days before start_date; one pair join at the largest window serves all windows.
 with lines as (
-    select *
-    from int_order_lines
-    where order_date between $start_date and $end_date
+    select
+        l.*,
+        p.brand as product_brand,
+        p.category as product_category
+    from int_order_lines as l
+    left join stg_products as p on p.product_id = l.product_id
+    where l.order_date between $start_date and $end_date
+),
+
+session_brands as (
+    select distinct sp.session_id, sp.user_id, p.brand
+    from int_session_products as sp
+    inner join stg_products as p on p.product_id = sp.product_id
+    where sp.session_date between cast($start_date as date) - cast($max_window_days as integer)
+        and $end_date
+),
+
+session_categories as (
+    select distinct sp.session_id, sp.user_id, p.category
+    from int_session_products as sp
+    inner join stg_products as p on p.product_id = sp.product_id
+    where sp.session_date between cast($start_date as date) - cast($max_window_days as integer)
+        and $end_date
 ),
 
 sessions as (
@@ -38,7 +59,9 @@ pairs as (
         s.channel,
         s.model_version,
         date_diff('microsecond', s.session_start, l.order_at) as age_us,
-        sp.product_id is not null as surfaced_product
+        sp.product_id is not null as surfaced_product,
+        sb.brand is not null as surfaced_brand,
+        sc.category is not null as surfaced_category
     from lines as l
     inner join sessions as s
         on s.user_id = l.user_id
@@ -49,6 +72,14 @@ pairs as (
         on sp.session_id = s.session_id
         and sp.user_id = s.user_id
         and sp.product_id = l.product_id
+    left join session_brands as sb
+        on sb.session_id = s.session_id
+        and sb.user_id = s.user_id
+        and sb.brand = l.product_brand
+    left join session_categories as sc
+        on sc.session_id = s.session_id
+        and sc.user_id = s.user_id
+        and sc.category = l.product_category
 ),
 
 windowed as (
@@ -64,6 +95,10 @@ scoped as (
     select *, 'user' as scope from windowed
     union all
     select *, 'product' as scope from windowed where surfaced_product
+    union all
+    select *, 'brand' as scope from windowed where surfaced_brand
+    union all
+    select *, 'category' as scope from windowed where surfaced_category
 ),
 
 ranked as (

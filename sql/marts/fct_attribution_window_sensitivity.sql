@@ -18,6 +18,14 @@ final as (
         window_days,
         scope,
         sum(case when touch_rank = 1 then 1 else 0 end) as attributed_lines,
+        -- cancelled and returned lines carry zero revenue: counted apart, with their amount
+        sum(case when touch_rank = 1 and line_status = 'cancelled' then 1 else 0 end)
+            as cancelled_lines,
+        sum(case when touch_rank = 1 and line_status = 'returned' then 1 else 0 end)
+            as returned_lines,
+        cast(sum(
+            case when touch_rank = 1 and line_status <> 'placed' then line_amount_usd else 0 end
+        ) as decimal(18, 4)) as cancelled_or_returned_amount_usd,
         cast(sum(case when touch_rank = 1 then line_revenue_usd else 0 end) as decimal(18, 4))
             as line_revenue_usd,
         cast(sum(cast(first_touch * revenue as decimal(38, 10))) as decimal(18, 4))
