@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-Z_95 = 1.959963984540054
+from attribution.stats import Z_95
 
 
 @dataclass(frozen=True)
