@@ -39,7 +39,7 @@ _PLACED, _CANCELLED, _RETURNED = (
 )
 _TREATMENT, _HOLDOUT = (ARMS.index(a) for a in ("treatment", "holdout"))
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: engagement driven by observable pre-period behaviour
 EXPERIMENT_ID = "exp_assistant_holdout"
 MODEL_VERSIONS: tuple[str, str] = ("shopbot-v1", "shopbot-v2")
 
@@ -55,12 +55,18 @@ _VISIT_ELASTICITY = 0.3
 _VISIT_CAP = 0.6
 _PROPENSITY_RHO = 0.6  # corr(shopping propensity, log-activity)
 # A visit day is a "mission" day (the user came to buy) with probability
-# sigmoid(a + b * propensity + c * log-activity); frequent visitors browse more.
-_MISSION_LOGIT = (-1.6, 0.5, -0.5)
+# sigmoid(a + b * propensity + c * log-activity): keen and frequent shoppers come to buy more.
+_MISSION_LOGIT = (-2.4, 1.6, 0.3)
 # p0 = sigmoid(a_mission_or_browse + b * propensity) per visit day.
-_PURCHASE_LOGIT = (0.3, -3.2, 0.2)
-# e = sigmoid(a + b * propensity + c * taste + d * mission) per visit day.
-_ENGAGE_LOGIT = (-0.9, 0.3, 0.6, 1.0)
+_PURCHASE_LOGIT = (-0.35, -4.5, 0.8)
+# Engagement on a visit day: e = sigmoid(a + b log1p(pre_visit_days_28)
+# + c log1p(pre_orders_28) + d log1p(tenure_days) + marketplace + channel), the covariates of
+# attribution.lift's propensity model (see _engagement_base).
+_ENGAGE_LOGIT = (-1.1, 1.0, 1.5, -0.3)
+_ENGAGE_MARKETPLACE = {"US": 0.0, "UK": -0.1, "IN": 0.3, "DE": -0.3, "FR": -0.2, "IT": -0.1}
+_ENGAGE_MARKETPLACE |= {"ES": 0.0, "CA": 0.1}
+_ENGAGE_CHANNEL = {"app": 0.3, "web": 0.0, "voice": -0.4}
+_PRE_DAYS = 28  # pre-period of the engagement covariates (attribution.lift.PRE_DAYS)
 _P_CAP = 0.95
 _SAME_DAY_SHARE = 0.6  # lag mixture: hours (same day) ...
 _SAME_DAY_MEAN_MS = 2.5 * _MS_HOUR
@@ -199,25 +205,29 @@ _BAD_STATUS = "lost"
 
 _DEFINITIONS = """\
 Unit of time: timestamps are UTC instants; a window of W days is [index, index + W*24h], both \
-ends inclusive. A user converts in window W if they place an order (status placed at placement \
-time; later cancellations and returns do not change the truth) within W days after the index \
-time. Orders placed after the end of the period are not generated (they are outside the logs), \
-so windows are truncated at the period end in every world alike. Malformed and duplicate rows \
-are extra rows and never part of the truth.
+ends inclusive. A user converts in window W if they place an order within W days after the index \
+time that stays placed (at least one line is never cancelled or returned), as the product counts \
+conversions. Complete windows only, as the product counts them: a unit counts for W only if its \
+index UTC date + W <= the last day of the period (a lift with no such unit is null). Malformed \
+and duplicate rows are extra rows and never part of the truth.
 Potential outcomes use common random numbers: every visitor-day (user x UTC day with a visit) has \
-one uniform u, one purchase lag and one set of order contents; without the assistant that day \
-buys iff u < p0, with the assistant iff u < min(p0 * (1 + effect), 0.95). Using the assistant \
-changes nothing else.
-itt_conversion_lift[W]: over ALL users (both arms), index = assigned_at (first visit ts, or the \
+one uniform u, one purchase lag and one set of order contents (lines and their final status); \
+without the assistant that day buys iff u < p0, with the assistant iff \
+u < min(p0 * (1 + effect), 0.95). Using the assistant changes nothing else that day.
+Engagement: on a visit day a user engages with a probability that depends only on what the \
+product observes before that day (visit days and placed orders in the previous 28 days, tenure, \
+marketplace, channel of the day's first visit), plus unobserved_confounding * mission (0 by \
+default), where a mission day is a day the user came to buy.
+itt_conversion_lift[W]: over all users (both arms), index = assigned_at (first visit ts, or the \
 period start for users who never visit); world A = everyone treatment-eligible (each user's own \
-engagement draws realised, holdout users included), world N = nobody engages; \
-lift = P(convert in W | A) / P(convert in W | N) - 1.
+engagement draws realised, holdout users included, with their own world-A order history), \
+world N = nobody engages; lift = P(convert in W | A) / P(convert in W | N) - 1.
 att_conversion_lift[W]: unit = engaged visitor-day (the user used the assistant that day in the \
 realised data), index = first visit ts of that day; lift = P(convert in W as realised) / P(convert \
 in W had that one day not been engaged, everything else as realised) - 1.
 observed_conversion_lift[W]: naive comparison in the realised data, index = first visit ts of \
 the day: CR over engaged visitor-days / CR over the other visitor-days (holdout days included) \
-- 1; larger than the ATT because high-propensity shoppers choose to use the assistant."""
+- 1; larger than the ATT because shoppers who buy more anyway use the assistant more."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +266,13 @@ def _segmented_cumsum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     starts = (np.cumsum(counts) - counts)[nonempty]
     base = np.repeat(total[starts] - values[starts], counts[nonempty])
     return total - base
+
+
+def _segment_sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Sum of each group of consecutive ``counts`` (all >= 1) elements."""
+    if not len(counts):
+        return np.zeros(0, dtype=values.dtype)
+    return np.add.reduceat(values, np.cumsum(counts) - counts)
 
 
 def _draw_pmf(rng: np.random.Generator, pmf: np.ndarray, size: int) -> np.ndarray:
@@ -513,6 +530,50 @@ def _fx_table(rng: np.random.Generator, currencies: list[str], days: int) -> np.
     return np.round(rates, 8)
 
 
+def _event_gaps(rng: np.random.Generator, n_events: np.ndarray) -> np.ndarray:
+    """Gaps (ms) before each event of sessions with ``n_events`` events; 0 before the first."""
+    gaps = np.minimum(
+        10_000 + rng.exponential(_EVENT_GAP_MEAN_MS, int(n_events.sum())), _EVENT_GAP_MAX_MS
+    ).astype(np.int64)
+    gaps[np.cumsum(n_events) - n_events] = 0
+    return gaps
+
+
+def _engagement_base(
+    vd_user: np.ndarray,
+    vd_day: np.ndarray,
+    u_mkt: np.ndarray,
+    first_channel: np.ndarray,
+    codes: list[str],
+    days: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Engagement logit without the pre-period orders term, and two of its covariates.
+
+    ``pre_visit_days`` = the user's visit days among the ``_PRE_DAYS`` days before the day,
+    ``tenure_days`` = days since the user's first visit day; both as ``attribution.lift``
+    computes them (inside the data). Marketplace of the user, channel of the day's first visit.
+    """
+    key = vd_user * days + vd_day
+    sorted_keys = np.sort(key)
+    pre_visit_days = np.searchsorted(sorted_keys, key, side="left") - np.searchsorted(
+        sorted_keys, vd_user * days + np.maximum(vd_day - _PRE_DAYS, 0), side="left"
+    )
+    first_day = np.full(int(vd_user.max()) + 1 if len(vd_user) else 0, days, dtype=np.int64)
+    np.minimum.at(first_day, vd_user, vd_day)
+    tenure_days = vd_day - first_day[vd_user]
+    intercept, b_visits, _, b_tenure = _ENGAGE_LOGIT
+    mkt_effect = np.array([_ENGAGE_MARKETPLACE.get(c, 0.0) for c in codes])
+    channel_effect = np.array([_ENGAGE_CHANNEL.get(c, 0.0) for c in CHANNELS])
+    logit = (
+        intercept
+        + b_visits * np.log1p(pre_visit_days)
+        + b_tenure * np.log1p(tenure_days)
+        + mkt_effect[u_mkt[vd_user]]
+        + channel_effect[first_channel]
+    )
+    return logit, pre_visit_days, tenure_days
+
+
 def _rollout_share(ms: np.ndarray, rollout_start: int) -> np.ndarray:
     return np.clip((ms - rollout_start) / (_ROLLOUT_DAYS * _MS_DAY), 0.0, 1.0)
 
@@ -531,6 +592,7 @@ def generate_landing(
     holdout_share: float = 0.05,
     malformed_share: float = 0.002,
     duplicate_share: float = 0.01,
+    unobserved_confounding: float = 0.0,
     settings: Settings | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
@@ -538,10 +600,11 @@ def generate_landing(
 
     One run simulates ``users`` shoppers over ``days`` UTC days from ``start_date``: storefront
     visits (heavy-tailed activity), assistant sessions on some visit days (self-selected:
-    keen shoppers use it more), orders that follow visit days by hours to weeks, late
-    cancellations/returns, daily FX rates, a holdout experiment ``exp_assistant_holdout`` and a
-    product catalogue. Using the assistant on a visit day multiplies that day's purchase
-    probability by ``1 + effect`` (capped at 0.95) and changes nothing else.
+    shoppers who visited and bought more in the previous 28 days use it more), orders that
+    follow visit days by hours to weeks, late cancellations/returns, daily FX rates, a holdout
+    experiment ``exp_assistant_holdout`` and a product catalogue. Using the assistant on a visit
+    day multiplies that day's purchase probability by ``1 + effect`` (capped at 0.95) and
+    changes nothing else.
 
     Layout (data contract section 1)::
 
@@ -562,6 +625,9 @@ def generate_landing(
         malformed_share: extra malformed rows per row-checked source (interactions, orders,
             visits), spread over the rule kinds the contract rejects.
         duplicate_share: share of interaction and visit rows written twice.
+        unobserved_confounding: extra engagement logit on "mission" days (the user came to buy),
+            which nothing before the day reveals; 0 (default) makes engagement depend only on
+            pre-period behaviour that the product's adjusted method observes.
         settings: marketplaces/currencies and windows; ``load_settings()`` when None.
         overwrite: remove the generator's own folders and ``truth.json`` in ``out_dir`` first.
 
@@ -593,6 +659,7 @@ def generate_landing(
         start_date=start_date,
         effect=effect,
         holdout_share=holdout_share,
+        unobserved_confounding=unobserved_confounding,
         settings=settings,
     )
     truth_core = _truth(sim, settings)
@@ -617,6 +684,7 @@ def generate_landing(
             "holdout_share": holdout_share,
             "malformed_share": malformed_share,
             "duplicate_share": duplicate_share,
+            "unobserved_confounding": unobserved_confounding,
             "windows_days": list(settings.windows_days),
             "marketplaces": dict(settings.marketplaces),
         },
@@ -666,6 +734,7 @@ def _simulate(
     start_date: date,
     effect: float,
     holdout_share: float,
+    unobserved_confounding: float,
     settings: Settings,
 ) -> dict[str, Any]:
     """All simulated arrays (users, visitor-days, visits, sessions, events, orders, lines)."""
@@ -686,7 +755,6 @@ def _simulate(
     propensity = _PROPENSITY_RHO * log_act / _ACTIVITY_SIGMA + math.sqrt(
         1 - _PROPENSITY_RHO**2
     ) * rng.standard_normal(users)
-    taste = rng.standard_normal(users)
     app_share = rng.beta(2.0, 1.5, users)
     holdout = rng.random(users) < holdout_share
     q = np.minimum(_VISIT_BASE * np.exp(_VISIT_ELASTICITY * log_act), _VISIT_CAP)
@@ -727,15 +795,9 @@ def _simulate(
         np.where(rng.random(len(visit_vd)) < app_share[visit_user], _APP, _WEB),
     )
 
-    # latent engagement (drawn for every user, realised only for treatment users)
+    # purchase draws with common random numbers, drawn up front for every visitor-day
     m_a, m_b, m_c = _MISSION_LOGIT
     mission = rng.random(n_vd) < _sigmoid(m_a + m_b * propensity + m_c * log_act)[vd_user]
-    e_a, e_b, e_c, e_d = _ENGAGE_LOGIT
-    engage_p = _sigmoid(e_a + (e_b * propensity + e_c * taste)[vd_user] + e_d * mission)
-    latent_eng = rng.random(n_vd) < engage_p
-    real_eng = latent_eng & ~holdout[vd_user]
-
-    # purchase draws with common random numbers
     p_mission, p_browse, p_b = _PURCHASE_LOGIT
     p0 = _sigmoid(np.where(mission, p_mission, p_browse) + (p_b * propensity)[vd_user])
     p_with = np.minimum(p0 * (1.0 + effect), _P_CAP)
@@ -746,36 +808,101 @@ def _simulate(
         rng.exponential(_SAME_DAY_MEAN_MS, n_vd),
         rng.exponential(_TAIL_MEAN_MS, n_vd),
     ).astype(np.int64)
+    ts_none = _ceil_seconds(first_visit + lag)  # orders carry whole seconds, never before
+    buy_none = (u_buy < p0) & (ts_none < end_ms)  # the first visit of their day
+    # the lines a visitor-day's order would have, and each line's final status
+    vd_nlines = 1 + _draw_pmf(rng, np.array(_LINES_PMF), n_vd)
+    vd_line0 = np.cumsum(vd_nlines) - vd_nlines
+    r = rng.random(int(vd_nlines.sum()))
+    line_status = np.where(
+        r < _CANCEL_SHARE,
+        _CANCELLED,
+        np.where(r < _CANCEL_SHARE + _RETURN_SHARE, _RETURNED, _PLACED),
+    )
+    # an order counts as placed while one of its lines is (as the product's int_orders does)
+    stays_placed = (
+        np.add.reduceat((line_status == _PLACED).astype(np.int64), vd_line0) > 0
+        if n_vd
+        else np.zeros(0, dtype=bool)
+    )
 
-    # sessions on latent-engaged days
+    # engagement: a function of what the retailer observes before the visitor-day (the
+    # pre-period covariates of attribution.lift), computed day by day because past orders
+    # depend on past engagement. Drawn for every user in world A (holdout users included, with
+    # their own world-A orders); realised only for treatment users.
+    static_logit, pre_visit_days, tenure_days = _engagement_base(
+        vd_user, vd_day, u_mkt, visit_channel[:n_vd], codes, days
+    )
+    if unobserved_confounding:
+        static_logit = static_logit + unobserved_confounding * mission
+    latent_eng = np.zeros(n_vd, dtype=bool)
+    pre_orders = np.zeros(n_vd, dtype=np.int64)
+    anchor_with = first_visit.copy()
+    first_nev, first_gaps, first_start = [], [], []
+    day_lo = np.searchsorted(vd_day, np.arange(days + 1), side="left")
+    origin = start_ms - (_PRE_DAYS + 2) * _MS_DAY
+    order_keys = np.zeros(0, dtype=np.int64)  # world-A placed orders so far, (user, ms) keys
+    coef_orders = _ENGAGE_LOGIT[2]
+    for d in range(days):
+        lo, hi = int(day_lo[d]), int(day_lo[d + 1])
+        if lo == hi:
+            continue
+        user_d = vd_user[lo:hi]
+        key = user_d * _KEY_SHIFT + (first_visit[lo:hi] - origin)
+        pre = np.searchsorted(order_keys, key, side="left") - np.searchsorted(
+            order_keys, key - _PRE_DAYS * _MS_DAY, side="left"
+        )
+        pre_orders[lo:hi] = pre
+        eng = rng.random(hi - lo) < _sigmoid(static_logit[lo:hi] + coef_orders * np.log1p(pre))
+        latent_eng[lo:hi] = eng
+        # the first session of an engaged day: its end anchors the lag of that day's order
+        idx = lo + np.flatnonzero(eng)
+        nev = 1 + _draw_pmf(rng, np.array(_SESSION_EVENTS_PMF), len(idx))
+        gaps = _event_gaps(rng, nev)
+        start = first_visit[idx] + (_MS_MIN + rng.random(len(idx)) * 19 * _MS_MIN).astype(np.int64)
+        anchor_with[idx] = start + _segment_sums(gaps, nev)
+        first_nev.append(nev)
+        first_gaps.append(gaps)
+        first_start.append(start)
+        ts_a = np.where(eng, _ceil_seconds(anchor_with[lo:hi] + lag[lo:hi]), ts_none[lo:hi])
+        buy_a = (u_buy[lo:hi] < np.where(eng, p_with[lo:hi], p0[lo:hi])) & (ts_a < end_ms)
+        buy_a &= stays_placed[lo:hi]
+        new = np.sort(user_d[buy_a] * _KEY_SHIFT + (ts_a[buy_a] - origin))
+        order_keys = np.insert(order_keys, np.searchsorted(order_keys, new), new)
+    real_eng = latent_eng & ~holdout[vd_user]
+
+    # sessions on latent-engaged days (the first session of each was drawn above)
     eng_vd = np.flatnonzero(latent_eng)
     extra_mean = _EXTRA_SESSIONS_MEAN * np.exp(_SESSION_ELASTICITY * log_act[vd_user[eng_vd]])
     n_sess = 1 + np.minimum(rng.poisson(extra_mean), 5)
     s_vd = np.repeat(eng_vd, n_sess)
     s_k = _positions(n_sess)
     n_s = len(s_vd)
-    s_nev = 1 + _draw_pmf(rng, np.array(_SESSION_EVENTS_PMF), n_s)
+    first = s_k == 0
+    s_nev = np.empty(n_s, dtype=np.int64)
+    s_nev[first] = np.concatenate([np.zeros(0, np.int64), *first_nev])
+    s_nev[~first] = 1 + _draw_pmf(rng, np.array(_SESSION_EVENTS_PMF), int((~first).sum()))
     e_sess = np.repeat(np.arange(n_s), s_nev)
     e_pos = _positions(s_nev)
-    gaps = np.minimum(
-        10_000 + rng.exponential(_EVENT_GAP_MEAN_MS, len(e_sess)), _EVENT_GAP_MAX_MS
-    ).astype(np.int64)
-    gaps[e_pos == 0] = 0
+    e_first = first[e_sess]
+    gaps = np.empty(len(e_sess), dtype=np.int64)
+    gaps[e_first] = np.concatenate([np.zeros(0, np.int64), *first_gaps])
+    gaps[~e_first] = _event_gaps(rng, s_nev[~first])
     e_off = _segmented_cumsum(gaps, s_nev)
     s_dur = e_off[np.cumsum(s_nev) - 1]
     prev_dur = np.concatenate([[0], s_dur[:-1]])
-    first_gap = (_MS_MIN + rng.random(n_s) * 19 * _MS_MIN).astype(np.int64)
     later_gap = (
         prev_dur + _SESSION_GAP_MIN_MS + rng.exponential(_SESSION_GAP_EXTRA_MEAN_MS, n_s)
     ).astype(np.int64)
-    inc = np.where(s_k == 0, first_visit[s_vd] + first_gap, later_gap)
+    inc = later_gap
+    inc[first] = np.concatenate([np.zeros(0, np.int64), *first_start])
     s_start = _segmented_cumsum(inc, n_sess)
     s_end = s_start + s_dur
     keep = s_end <= day_end[s_vd] - _DAY_END_MARGIN_MS
-    if not keep[s_k == 0].all():  # pragma: no cover - guaranteed by the first-visit window
+    if not keep[first].all():  # pragma: no cover - guaranteed by the first-visit window
         raise AssertionError("first session crosses midnight")
-    anchor_with = first_visit.copy()
-    anchor_with[s_vd[s_k == 0]] = s_end[s_k == 0]
+    if not np.array_equal(anchor_with[eng_vd], s_end[first]):  # pragma: no cover
+        raise AssertionError("first sessions do not match their order anchors")
     ev_keep = np.repeat(keep, s_nev)
     s_vd, s_k, s_start, s_end, s_nev = (
         s_vd[keep],
@@ -816,20 +943,19 @@ def _simulate(
     p_prod[anywhere] = _draw_products(rng, cat, len(anywhere), None)
 
     # orders: realised world (treatment engagement realised, holdout never engages)
-    ts_none = _ceil_seconds(first_visit + lag)  # orders carry whole seconds, never before
-    ts_with = _ceil_seconds(anchor_with + lag)  # the first visit of their day
-    buy_none = (u_buy < p0) & (ts_none < end_ms)
+    ts_with = _ceil_seconds(anchor_with + lag)
     buy_with = (u_buy < p_with) & (ts_with < end_ms)
     ts_real = np.where(real_eng, ts_with, ts_none)
     buy_real = np.where(real_eng, buy_with, buy_none)
     o_vd = np.flatnonzero(buy_real)
     o_vd = o_vd[np.lexsort((o_vd, ts_real[o_vd]))]  # orders numbered by placement time
     n_o = len(o_vd)
-    o_nlines = 1 + _draw_pmf(rng, np.array(_LINES_PMF), n_o)
+    o_nlines = vd_nlines[o_vd]
     l_order = np.repeat(np.arange(n_o), o_nlines)
     l_no = _positions(o_nlines) + 1
     n_l = len(l_order)
     l_vd = o_vd[l_order]
+    l_status = line_status[vd_line0[l_vd] + l_no - 1]
     # surfaced products of each visitor-day: product draws are grouped by visitor-day
     p_vd = s_vd[e_sess[p_event]]
     seg_lo = np.searchsorted(p_vd, l_vd, side="left")
@@ -850,12 +976,6 @@ def _simulate(
         np.rint(cat.price_usd[l_product] * price_factor / fx[l_cur, l_day] * 100), 1
     ).astype(np.int64)
     l_cents = unit_cents * l_qty
-    r = rng.random(n_l)
-    l_status = np.where(
-        r < _CANCEL_SHARE,
-        _CANCELLED,
-        np.where(r < _CANCEL_SHARE + _RETURN_SHARE, _RETURNED, _PLACED),
-    )
     upd_delay = np.where(
         l_status == _CANCELLED,
         _MS_MIN + rng.random(n_l) * (_CANCEL_MAX_MS - _MS_MIN),
@@ -880,6 +1000,10 @@ def _simulate(
         "vd_day": vd_day,
         "first_visit": first_visit,
         "latent_eng": latent_eng,
+        "pre_visit_days": pre_visit_days,
+        "pre_orders": pre_orders,
+        "tenure_days": tenure_days,
+        "mission": mission,
         "real_eng": real_eng,
         "p0": p0,
         "p_with": p_with,
@@ -890,6 +1014,7 @@ def _simulate(
         "buy_with": buy_with,
         "ts_real": ts_real,
         "buy_real": buy_real,
+        "stays_placed": stays_placed,
         "visit_user": visit_user,
         "visit_ts": visit_ts,
         "visit_channel": visit_channel,
@@ -931,57 +1056,69 @@ def _truth(sim: dict[str, Any], settings: Settings) -> dict[str, Any]:
     active = first_of_user < np.iinfo(np.int64).max
     assigned[active] = first_of_user[active]
 
+    # converting orders: those that stay placed (a line neither cancelled nor returned), as the
+    # product counts conversions; the order contents are common to every world
+    placed = sim["stays_placed"]
+    buy_none, ts_none = sim["buy_none"] & placed, sim["ts_none"]
     # world A (everyone's latent engagement realised) and world N (nobody engages)
     never = np.iinfo(np.int64).max
-    ts_a = np.where(latent_eng, sim["ts_with"], sim["ts_none"])
-    buy_a = np.where(latent_eng, sim["buy_with"], sim["buy_none"])
+    ts_a = np.where(latent_eng, sim["ts_with"], ts_none)
+    buy_a = np.where(latent_eng, sim["buy_with"], sim["buy_none"]) & placed
     first_a = np.full(users, never, dtype=np.int64)
     first_n = np.full(users, never, dtype=np.int64)
     np.minimum.at(first_a, vd_user[buy_a], ts_a[buy_a])
-    np.minimum.at(first_n, vd_user[sim["buy_none"]], sim["ts_none"][sim["buy_none"]])
+    np.minimum.at(first_n, vd_user[buy_none], ts_none[buy_none])
 
     # realised orders of each user, keyed (user, ms) for window counts
     origin = start_ms - _MS_DAY
-    buy_real, ts_real = sim["buy_real"], sim["ts_real"]
+    buy_real, ts_real = sim["buy_real"] & placed, sim["ts_real"]
     keys = np.sort(vd_user[buy_real] * _KEY_SHIFT + (ts_real[buy_real] - origin))
     vd_key = vd_user * _KEY_SHIFT + (first_visit - origin)
 
     itt, att, observed = {}, {}, {}
     rates: dict[str, Any] = {"itt": {}, "att": {}, "observed": {}}
-    eng_idx = np.flatnonzero(real_eng)
+    last_day = sim["days"] - 1
+    assigned_day = (assigned - start_ms) // _MS_DAY
     for w in settings.windows_days:
         span = w * _MS_DAY
-        conv_a = int((first_a <= assigned + span).sum())
-        conv_n = int((first_n <= assigned + span).sum())
+        # complete windows only, as the product counts them: index date + W <= last day
+        u_in = assigned_day + w <= last_day
+        n_users = int(u_in.sum())
+        conv_a = int((first_a[u_in] <= assigned[u_in] + span).sum())
+        conv_n = int((first_n[u_in] <= assigned[u_in] + span).sum())
         itt[str(w)] = _lift(conv_a, conv_n)
         rates["itt"][str(w)] = {
-            "world_assistant": _rate(conv_a, users),
-            "world_none": _rate(conv_n, users),
+            "users": n_users,
+            "world_assistant": _rate(conv_a, n_users),
+            "world_none": _rate(conv_n, n_users),
         }
-        count = np.searchsorted(keys, vd_key + span, side="right") - np.searchsorted(
-            keys, vd_key, side="left"
+        vd_in = sim["vd_day"] + w <= last_day
+        key_in = vd_key[vd_in]
+        count = np.searchsorted(keys, key_in + span, side="right") - np.searchsorted(
+            keys, key_in, side="left"
         )
         converted = count > 0
-        e_cnt = count[eng_idx]
+        eng_in = real_eng[vd_in]
+        e_cnt = count[eng_in]
+        eng_idx = np.flatnonzero(real_eng & vd_in)
         own_in = buy_real[eng_idx] & (ts_real[eng_idx] <= first_visit[eng_idx] + span)
-        cf_in = sim["buy_none"][eng_idx] & (sim["ts_none"][eng_idx] <= first_visit[eng_idx] + span)
+        cf_in = buy_none[eng_idx] & (ts_none[eng_idx] <= first_visit[eng_idx] + span)
         conv_real = int((e_cnt > 0).sum())
         conv_cf = int(((e_cnt - own_in + cf_in) > 0).sum())
         n_eng = len(eng_idx)
         att[str(w)] = _lift(conv_real, conv_cf)
         rates["att"][str(w)] = {
+            "engaged_visitor_days": n_eng,
             "realised": _rate(conv_real, n_eng),
             "counterfactual": _rate(conv_cf, n_eng),
         }
-        n_not = int((~real_eng).sum())
-        cr_eng = _rate(int(converted[real_eng].sum()), n_eng)
-        cr_not = _rate(int(converted[~real_eng].sum()), n_not)
-        observed[str(w)] = (
-            _lift(converted[real_eng].sum() * n_not, converted[~real_eng].sum() * n_eng)
-            if n_eng
-            else None
-        )
-        rates["observed"][str(w)] = {"engaged": cr_eng, "not_engaged": cr_not}
+        n_not = int((~eng_in).sum())
+        conv_eng, conv_not = int(converted[eng_in].sum()), int(converted[~eng_in].sum())
+        observed[str(w)] = _lift(conv_eng * n_not, conv_not * n_eng) if n_eng else None
+        rates["observed"][str(w)] = {
+            "engaged": _rate(conv_eng, n_eng),
+            "not_engaged": _rate(conv_not, n_not),
+        }
 
     e_real = ~sim["holdout"][sim["s_user"]][sim["e_sess"]]
     counts = {
@@ -990,7 +1127,7 @@ def _truth(sim: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "holdout_users": int(sim["holdout"].sum()),
         "visitor_days": len(vd_user),
         "visits": len(sim["visit_ts"]),
-        "engaged_visitor_days": len(eng_idx),
+        "engaged_visitor_days": int(real_eng.sum()),
         "latent_engaged_visitor_days": int(latent_eng.sum()),
         "sessions": int((~sim["holdout"][sim["s_user"]]).sum()),
         "interactions": int(e_real.sum()),

@@ -67,7 +67,8 @@ first_seen as (
     from activity group by user_id
 ),
 orders as (
-    select user_id, order_at, cast(order_revenue_usd as double) as revenue
+    -- revenue stays DECIMAL until summed: exact sums, identical on every rerun
+    select user_id, order_at, order_revenue_usd as revenue
     from int_orders where is_placed
 )"""
 
@@ -100,8 +101,9 @@ session_days as (
 pre_orders as (
     select v.user_id, v.activity_date,
         count(o.order_at) filter (where o.order_at >= v.index_at - interval 28 day) as pre_orders_28,
-        coalesce(sum(o.revenue) filter (where o.order_at >= v.index_at - interval 28 day), 0)
-            as pre_revenue_28,
+        cast(coalesce(
+            sum(o.revenue) filter (where o.order_at >= v.index_at - interval 28 day), 0
+        ) as double) as pre_revenue_28,
         count(o.order_at) as orders_365
     from visitor_days as v
     left join orders as o on o.user_id = v.user_id and o.order_at < v.index_at
@@ -120,24 +122,30 @@ select v.user_id, v.activity_date, v.index_at, v.is_engaged, v.marketplace, v.ch
     cast(p.pre_orders_28 as double) as pre_orders_28, p.pre_revenue_28,
     cast(q.pre_visit_days_28 as double) as pre_visit_days_28,
     cast(date_diff('day', f.first_at, v.index_at) as double) as tenure_days,
-    p.orders_365 > 0 as is_returning_buyer
+    p.orders_365 > 0 as is_returning_buyer,
+    coalesce(h.is_holdout, false) as is_holdout
 from visitor_days as v
 join pre_orders as p using (user_id, activity_date)
 join pre_visits as q using (user_id, activity_date)
 join first_seen as f using (user_id)
 left join session_days as s on s.user_id = v.user_id and s.session_date = v.activity_date
     and v.is_engaged
+-- users in a holdout arm cannot see the assistant: no propensity to engage (excluded from adjusted)
+left join (
+    select user_id, bool_or(arm = 'holdout') as is_holdout
+    from stg_assignments group by user_id
+) as h on h.user_id = v.user_id
 """
 
 UNIT_OUTCOMES_SQL = """
 with units as (select user_id, activity_date, index_at from _lift_units),
 orders as (
-    select user_id, order_at, cast(order_revenue_usd as double) as revenue
+    select user_id, order_at, order_revenue_usd as revenue
     from int_orders where is_placed
 )
 select u.user_id, u.activity_date, w.window_days,
     max(case when o.order_at is null then 0 else 1 end) as converted,
-    coalesce(sum(o.revenue), 0) as revenue
+    cast(coalesce(sum(o.revenue), 0) as double) as revenue
 from units as u
 cross join cfg_windows as w
 left join orders as o on o.user_id = u.user_id and o.order_at >= u.index_at
@@ -159,8 +167,9 @@ pre as (
     select u.user_id, u.experiment_id,
         count(o.order_at) filter (where o.order_at >= u.assigned_at - interval 28 day)
             as pre_orders_28,
-        coalesce(sum(o.revenue) filter (where o.order_at >= u.assigned_at - interval 28 day), 0)
-            as pre_revenue_28,
+        cast(coalesce(
+            sum(o.revenue) filter (where o.order_at >= u.assigned_at - interval 28 day), 0
+        ) as double) as pre_revenue_28,
         count(o.order_at) as orders_365
     from units as u
     left join orders as o on o.user_id = u.user_id and o.order_at < u.assigned_at
@@ -170,7 +179,7 @@ pre as (
 outcome as (
     select u.user_id, u.experiment_id, w.window_days,
         max(case when o.order_at is null then 0 else 1 end) as converted,
-        coalesce(sum(o.revenue), 0) as revenue
+        cast(coalesce(sum(o.revenue), 0) as double) as revenue
     from units as u
     cross join cfg_windows as w
     left join orders as o on o.user_id = u.user_id and o.order_at >= u.assigned_at
@@ -452,12 +461,17 @@ def visitor_day_rows(
                     "n_days": period["activity_date"].n_unique(),
                 }
                 t_all = period["is_engaged"].to_numpy()
-                fit = t_all.sum() >= 2 and (~t_all).sum() >= 2
+                # holdout users could not engage: the adjusted comparison leaves them out
+                eligible = ~period["is_holdout"].to_numpy()
+                t_eligible = t_all[eligible]
+                fit = t_eligible.sum() >= 2 and (~t_eligible).sum() >= 2
                 if fit:
-                    p, weights, x, names = att_weights(period)
+                    p_e, w_e, x, names = att_weights(period.filter(pl.Series(eligible)))
+                    p, weights = np.zeros(period.height), np.zeros(period.height)
+                    p[eligible], weights[eligible] = p_e, w_e
                     period = period.with_columns(pl.Series("_w", weights), pl.Series("_p", p))
-                    balance_rows.extend(_balance(key, x, names, t_all, weights))
-                    overlap_rows.append(_overlap(key, p, t_all, weights))
+                    balance_rows.extend(_balance(key, x, names, t_eligible, w_e))
+                    overlap_rows.append(_overlap(key, p_e, t_eligible, w_e))
                 for segment, condition, treatment_attr in _segments(period, experiment=False):
                     part = (
                         period.filter(condition | ~pl.col("is_engaged"))
