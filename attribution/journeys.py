@@ -143,6 +143,15 @@ def _check_window(window_days: int) -> int:
     return window_days
 
 
+def _journey_queries(touch_column: str) -> tuple[str, str]:
+    """Return the (converting, non-converting) journey queries for an allowed touch column."""
+    touch = touch_sql_column(touch_column)
+    return (
+        _CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH),
+        _NON_CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH),
+    )
+
+
 def _window_params(window_days: int, start_date: date, end_date: date) -> dict[str, Any]:
     return {
         "window_days": _check_window(window_days),
@@ -177,10 +186,8 @@ def aggregated_journeys_for_window(
     scale with the number of distinct paths, not with rows. Values are summed as DECIMAL (exact,
     independent of order); rows are ordered by (path, converted).
     """
-    touch = touch_sql_column(touch_column)
     params = _window_params(window_days, start_date, end_date)
-    converting = _CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH)
-    non_converting = _NON_CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH)
+    converting, non_converting = _journey_queries(touch_column)
     union = f"SELECT * FROM ({converting}) UNION ALL SELECT * FROM ({non_converting})"
     sql = f"""
         SELECT path, converted, count(*) AS n,
@@ -208,13 +215,11 @@ def journeys_for_window(
     ``touch_column`` is one of ``touch_type``, ``channel``, ``model_version``; a session without a
     value there becomes ``unknown``.
     """
-    touch = touch_sql_column(touch_column)
     params = _window_params(window_days, start_date, end_date)
-    converting = _frame(con, _CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH), params)
-    non_converting = _frame(
-        con, _NON_CONVERTING_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH), params
+    converting, non_converting = _journey_queries(touch_column)
+    return pl.concat(
+        [_frame(con, converting, params), _frame(con, non_converting, params)], how="vertical"
     )
-    return pl.concat([converting, non_converting], how="vertical")
 
 
 def rule_totals_by_touch_type(
