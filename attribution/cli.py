@@ -297,6 +297,18 @@ def explain(
         console.print(f"- {reason}", markup=False)
 
 
+def _method_table(title: str, figures: tuple[str, ...]):  # -> rich.table.Table
+    """Return a table with left-aligned period, method, experiment and right-aligned figures."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("period", "method", "experiment"):
+        table.add_column(column, justify="left")
+    for column in figures:
+        table.add_column(column, justify="right")
+    return table
+
+
 @app.command()
 def lift(
     warehouse: Annotated[
@@ -312,7 +324,6 @@ def lift(
 ) -> None:
     """Print each method's conversion lift with its 95% interval, the observed-vs-adjusted gap
     and the covariate-balance verdict."""
-    from rich.table import Table
 
     from attribution.lift import balance_verdict, downstream_impact, pooled_lift_by_method
     from attribution.warehouse import table_exists
@@ -344,22 +355,10 @@ def lift(
         return "-" if value is None else f"{value:,.0f}"
 
     out = console if console.is_terminal else Console(width=160, highlight=False)
-    table = Table(title=f"Conversion lift, {window}-day window, period {period}")
-    for column in (
-        "period",
-        "method",
-        "experiment",
-        "engaged",
-        "comparison",
-        "CR eng.",
-        "CR comp.",
-        "lift",
-        "95% interval",
-        "SRM p",
-    ):
-        table.add_column(
-            column, justify="left" if column in ("period", "method", "experiment") else "right"
-        )
+    table = _method_table(
+        f"Conversion lift, {window}-day window, period {period}",
+        ("engaged", "comparison", "CR eng.", "CR comp.", "lift", "95% interval", "SRM p"),
+    )
     for row in frame.iter_rows(named=True):
         table.add_row(
             str(row["period_start"]),
@@ -391,20 +390,16 @@ def lift(
                 "who chooses to use the assistant (observed covariates)."
             )
     out.print(f"Balance: {verdict}")
-    impact_table = Table(title="Downstream impact (USD)")
-    for column in (
-        "period",
-        "method",
-        "experiment",
-        "attributed (last touch)",
-        "incremental",
-        "95% interval",
-        "annual run-rate",
-        "95% interval ",
-    ):
-        impact_table.add_column(
-            column, justify="left" if column in ("period", "method", "experiment") else "right"
-        )
+    impact_table = _method_table(
+        "Downstream impact (USD)",
+        (
+            "attributed (last touch)",
+            "incremental",
+            "95% interval",
+            "annual run-rate",
+            "95% interval ",
+        ),
+    )
     for row in impact.iter_rows(named=True):
         impact_table.add_row(
             str(row["period_start"]),
