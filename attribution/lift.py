@@ -51,7 +51,45 @@ COVARIATES: tuple[str, ...] = (
     "tenure_days",
 )
 
-_ACTIVITY = """
+_ORDERS = """orders as (
+    -- revenue stays DECIMAL until summed: exact sums, identical on every rerun
+    select user_id, order_at, order_revenue_usd as revenue
+    from int_orders where is_placed
+)"""
+
+
+def _pre_period_sql(units: str, key: str, index: str) -> str:
+    """Return a query over ``units`` (alias u): orders and revenue in the 28 days before ``index``
+    and orders in the 365 days before it, per (user_id, key). Names are constants of this module."""
+    return f"""
+    select u.user_id, u.{key},
+        count(o.order_at) filter (where o.order_at >= u.{index} - interval 28 day) as pre_orders_28,
+        cast(coalesce(
+            sum(o.revenue) filter (where o.order_at >= u.{index} - interval 28 day), 0
+        ) as double) as pre_revenue_28,
+        count(o.order_at) as orders_365
+    from {units} as u
+    left join orders as o on o.user_id = u.user_id and o.order_at < u.{index}
+        and o.order_at >= u.{index} - interval 365 day
+    group by u.user_id, u.{key}"""
+
+
+def _window_outcomes_sql(key: str, index: str) -> str:
+    """Return a query over ``units`` (alias u): per (user_id, key, window) whether a placed order
+    falls in [index, index + window days] and its revenue. Names are constants of this module."""
+    return f"""
+    select u.user_id, u.{key}, w.window_days,
+        max(case when o.order_at is null then 0 else 1 end) as converted,
+        cast(coalesce(sum(o.revenue), 0) as double) as revenue
+    from units as u
+    cross join cfg_windows as w
+    left join orders as o on o.user_id = u.user_id and o.order_at >= u.{index}
+        and date_diff('microsecond', u.{index}, o.order_at)
+            <= cast(w.window_days as bigint) * 86400000000
+    group by u.user_id, u.{key}, w.window_days"""
+
+
+_ACTIVITY = f"""
 activity as (
     select user_id, visit_date as activity_date, visit_at as activity_at, marketplace, channel,
         0 as is_session
@@ -66,11 +104,7 @@ first_seen as (
         arg_min(channel, activity_at) as first_channel
     from activity group by user_id
 ),
-orders as (
-    -- revenue stays DECIMAL until summed: exact sums, identical on every rerun
-    select user_id, order_at, order_revenue_usd as revenue
-    from int_orders where is_placed
-)"""
+{_ORDERS}"""
 
 UNITS_SQL = f"""
 with {_ACTIVITY},
@@ -98,17 +132,7 @@ session_days as (
             when 4 then 'product_click' when 5 then 'review_summary' else 'query' end as event_type
     from assistant_sessions group by user_id, session_date
 ),
-pre_orders as (
-    select v.user_id, v.activity_date,
-        count(o.order_at) filter (where o.order_at >= v.index_at - interval 28 day) as pre_orders_28,
-        cast(coalesce(
-            sum(o.revenue) filter (where o.order_at >= v.index_at - interval 28 day), 0
-        ) as double) as pre_revenue_28,
-        count(o.order_at) as orders_365
-    from visitor_days as v
-    left join orders as o on o.user_id = v.user_id and o.order_at < v.index_at
-        and o.order_at >= v.index_at - interval 365 day
-    group by v.user_id, v.activity_date
+pre_orders as ({_pre_period_sql("visitor_days", "activity_date", "index_at")}
 ),
 pre_visits as (
     select v.user_id, v.activity_date, count(distinct a.activity_date) as pre_visit_days_28
@@ -137,21 +161,10 @@ left join (
 ) as h on h.user_id = v.user_id
 """
 
-UNIT_OUTCOMES_SQL = """
+UNIT_OUTCOMES_SQL = f"""
 with units as (select user_id, activity_date, index_at from _lift_units),
-orders as (
-    select user_id, order_at, order_revenue_usd as revenue
-    from int_orders where is_placed
-)
-select u.user_id, u.activity_date, w.window_days,
-    max(case when o.order_at is null then 0 else 1 end) as converted,
-    cast(coalesce(sum(o.revenue), 0) as double) as revenue
-from units as u
-cross join cfg_windows as w
-left join orders as o on o.user_id = u.user_id and o.order_at >= u.index_at
-    and date_diff('microsecond', u.index_at, o.order_at)
-        <= cast(w.window_days as bigint) * 86400000000
-group by u.user_id, u.activity_date, w.window_days
+{_ORDERS}
+{_window_outcomes_sql("activity_date", "index_at")}
 """
 
 EXPERIMENT_SQL = f"""
@@ -163,29 +176,9 @@ units as (
     where a.arm in ('treatment', 'holdout')
         and cast(a.assigned_at as date) between $start_date and $end_date
 ),
-pre as (
-    select u.user_id, u.experiment_id,
-        count(o.order_at) filter (where o.order_at >= u.assigned_at - interval 28 day)
-            as pre_orders_28,
-        cast(coalesce(
-            sum(o.revenue) filter (where o.order_at >= u.assigned_at - interval 28 day), 0
-        ) as double) as pre_revenue_28,
-        count(o.order_at) as orders_365
-    from units as u
-    left join orders as o on o.user_id = u.user_id and o.order_at < u.assigned_at
-        and o.order_at >= u.assigned_at - interval 365 day
-    group by u.user_id, u.experiment_id
+pre as ({_pre_period_sql("units", "experiment_id", "assigned_at")}
 ),
-outcome as (
-    select u.user_id, u.experiment_id, w.window_days,
-        max(case when o.order_at is null then 0 else 1 end) as converted,
-        cast(coalesce(sum(o.revenue), 0) as double) as revenue
-    from units as u
-    cross join cfg_windows as w
-    left join orders as o on o.user_id = u.user_id and o.order_at >= u.assigned_at
-        and date_diff('microsecond', u.assigned_at, o.order_at)
-            <= cast(w.window_days as bigint) * 86400000000
-    group by u.user_id, u.experiment_id, w.window_days
+outcome as ({_window_outcomes_sql("experiment_id", "assigned_at")}
 )
 select u.user_id, u.experiment_id, u.arm = 'treatment' as is_treatment, u.assigned_date,
     o.window_days, o.converted, o.revenue,
