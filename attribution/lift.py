@@ -803,19 +803,20 @@ def downstream_impact(
         "AND segment = 'all' ORDER BY period_start, method, experiment_id NULLS FIRST",
         params={"w": window_days, "grain": period},
     ).pl()
-    attributed = []
-    has_attr = table_exists(con, "fct_attribution_window_sensitivity")
-    for p_start, p_end in lift.select("period_start", "period_end").iter_rows():
-        value = None
-        if has_attr:
-            got = con.execute(
-                "SELECT cast(sum(last_touch_revenue_usd) AS DOUBLE) "
-                "FROM fct_attribution_window_sensitivity "
-                "WHERE window_days = ? AND scope = 'user' AND order_date BETWEEN ? AND ?",
-                [window_days, p_start, p_end],
-            ).fetchall()
-            value = got[0][0] if got else None
-        attributed.append(value or 0.0)
+    attributed = [0.0] * lift.height
+    if lift.height and table_exists(con, "fct_attribution_window_sensitivity"):
+        # one query for every period: attributed revenue of orders placed inside each period
+        got = con.execute(
+            "WITH periods AS (SELECT DISTINCT period_start, period_end FROM fct_conversion_lift "
+            "WHERE window_days = $w AND period_grain = $grain AND segment = 'all') "
+            "SELECT p.period_start, cast(sum(s.last_touch_revenue_usd) AS DOUBLE) "
+            "FROM periods AS p JOIN fct_attribution_window_sensitivity AS s "
+            "ON s.order_date BETWEEN p.period_start AND p.period_end "
+            "AND s.window_days = $w AND s.scope = 'user' GROUP BY p.period_start",
+            {"w": window_days, "grain": period},
+        ).fetchall()
+        by_start = {start: value or 0.0 for start, value in got}
+        attributed = [by_start.get(start, 0.0) for start in lift["period_start"].to_list()]
     per_year = 365.0 / pl.col("n_days").cast(pl.Float64)
     return lift.with_columns(
         pl.Series("attributed_revenue_usd", attributed, dtype=pl.Float64),
