@@ -54,6 +54,20 @@ RULE_MODELS: tuple[str, ...] = (
 )
 
 ORDER_STATUSES: tuple[str, ...] = ("placed", "cancelled", "returned")
+
+# Settings that do not change any table (left out of Settings.settings_hash).
+OPERATIONAL_SETTINGS: frozenset[str] = frozenset(
+    {
+        "landing_dir",
+        "warehouse_path",
+        "report_dir",
+        "data_docs_dir",
+        "privacy_min_users",
+        "report_png",
+        "schedule_cron",
+        "schedule_timezone",
+    }
+)
 ARMS: tuple[str, ...] = ("treatment", "holdout")
 
 
@@ -134,6 +148,26 @@ class Settings(BaseSettings):
         default=None,
         description="Where Great Expectations writes Data Docs (default: beside the warehouse).",
     )
+    privacy_min_users: int = Field(
+        default=50,
+        ge=1,
+        description="Privacy floor: no exported or displayed row describes fewer than this many "
+        "distinct users; smaller cells are suppressed (and counted).",
+    )
+    report_png: str = Field(
+        default="auto",
+        pattern="^(auto|always|never)$",
+        description="PNG images of the report's charts (kaleido + a Chromium): auto = when a "
+        "Chromium is installed, always = fail without one, never.",
+    )
+    schedule_cron: str = Field(
+        default="0 2 * * *",
+        description="Cron expression of the nightly run served by `attribution serve`.",
+    )
+    schedule_timezone: str = Field(
+        default="UTC",
+        description="IANA time zone of schedule_cron and of 'yesterday' in `--date yesterday`.",
+    )
 
     @field_validator("windows_days", mode="before")
     @classmethod
@@ -159,6 +193,19 @@ class Settings(BaseSettings):
         for code, currency in value.items():
             if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
                 raise ValueError(f"marketplace {code}: {currency!r} is not an ISO 4217 code")
+        return value
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)"
+            ) from exc
         return value
 
     @model_validator(mode="after")
@@ -194,10 +241,12 @@ class Settings(BaseSettings):
         return tuple(sorted(set(self.marketplaces.values())))
 
     def settings_hash(self) -> str:
-        """Short SHA-256 of the settings that change numbers (paths excluded)."""
-        meaning = self.model_dump(
-            mode="json", exclude={"landing_dir", "warehouse_path", "report_dir", "data_docs_dir"}
-        )
+        """Short SHA-256 of the settings that change the tables' numbers.
+
+        Paths, the schedule, PNG images and the privacy floor (applied when rows are exported or
+        displayed, never to the tables) are left out: changing them does not restate anything.
+        """
+        meaning = self.model_dump(mode="json", exclude=OPERATIONAL_SETTINGS)
         blob = json.dumps(meaning, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

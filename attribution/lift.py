@@ -22,7 +22,7 @@ import polars as pl
 
 from attribution import lift_stats as ls
 from attribution.config import Settings
-from attribution.warehouse import table_exists, write_config_tables
+from attribution.warehouse import atomic, table_exists, write_config_tables
 
 GRAINS: tuple[str, ...] = ("day", "week", "month", "all")
 SQL_SEGMENT_PREFIXES: tuple[str, ...] = ("marketplace=", "channel=")
@@ -695,8 +695,7 @@ def write_lift_tables(
     every = pl.concat([sql_keyed, python_rows.select([*keys, "p_value"])], how="vertical_relaxed")
     every = _bh(every, family)
 
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with atomic(con):
         _ensure_lift_columns(con)
         con.execute(f"DELETE FROM fct_conversion_lift WHERE NOT ({_SQL_OWNED})")
         python_rows = python_rows.drop("p_value_bh").join(
@@ -718,10 +717,6 @@ def write_lift_tables(
         con.unregister("_lift_p")
         _write_frame(con, "fct_lift_balance", pl.DataFrame(balance_rows))
         _write_frame(con, "fct_lift_overlap", pl.DataFrame(overlap_rows))
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return python_rows.height
 
 

@@ -8,6 +8,12 @@ how it is written:
 * ``incremental(<date column>)``: the model is a function of the window [$start_date, $end_date];
   the rows of that window are deleted and the SELECT's rows inserted, in one transaction, so a rerun
   of the same window gives identical tables and other windows are untouched.
+* ``incremental(<month column>, month)``: the same at month grain: the rows of every month that
+  intersects the window ([$start_month, $end_date], ``$start_month`` = first day of the start
+  date's month) are replaced; the SELECT must produce exactly those months.
+
+The pipeline runs every stage of a build inside one outer transaction (``atomic``): the
+transactions opened here then join it, and a failed gate rolls the whole build back.
 
 Parameters are bound (``$name``), never formatted into SQL text. Only the parameters a file uses
 are passed.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -28,7 +35,9 @@ from attribution.config import Settings
 
 LAYERS: tuple[str, ...] = ("staging", "intermediate", "marts", "kpi")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_MATERIALIZED = re.compile(r"^--\s*materialized:\s*(view|table|incremental\((\w+)\))\s*$", re.M)
+_MATERIALIZED = re.compile(
+    r"^--\s*materialized:\s*(view|table|incremental\((\w+)(?:,\s*(month))?\))\s*$", re.M
+)
 
 
 def sql_dir() -> Path:
@@ -49,6 +58,7 @@ class Model:
     date_column: str | None
     sql: str
     path: Path
+    by_month: bool = False
 
     @property
     def grain(self) -> str:
@@ -62,7 +72,9 @@ def load_model(path: Path) -> Model:
         raise ValueError(f"{path}: the first line must state the grain as a comment")
     match = _MATERIALIZED.search(text)
     if match is None:
-        raise ValueError(f"{path}: missing '-- materialized: view|table|incremental(col)' line")
+        raise ValueError(
+            f"{path}: missing '-- materialized: view|table|incremental(col[, month])' line"
+        )
     kind = match.group(1)
     date_column = match.group(2)
     return Model(
@@ -72,6 +84,7 @@ def load_model(path: Path) -> Model:
         date_column=date_column,
         sql=text.strip().rstrip(";"),
         path=path,
+        by_month=match.group(3) == "month",
     )
 
 
@@ -114,6 +127,7 @@ def model_parameters(settings: Settings, start_date: date, end_date: date) -> di
     return {
         "start_date": start_date,
         "end_date": end_date,
+        "start_month": start_date.replace(day=1),
         "max_window_days": settings.max_window_days,
         "session_timeout_minutes": settings.session_timeout_minutes,
         "half_life_days": float(settings.half_life_days),
@@ -173,27 +187,42 @@ def run_model(
     if model.materialized == "table":
         con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.sql}', params)
         return _count(con, model.name)
-    # incremental: replace the output window in one transaction
-    con.execute("BEGIN TRANSACTION")
-    try:
+    # incremental: replace the output window (whole months for by-month models) atomically
+    first = parameters["start_month"] if model.by_month else parameters["start_date"]
+    with atomic(con):
         if not table_exists(con, model.name):
             con.execute(
                 f'CREATE TABLE "{model.name}" AS SELECT * FROM ({model.sql}) AS q LIMIT 0',
                 params,
             )
         con.execute(
-            f'DELETE FROM "{model.name}" WHERE "{model.date_column}" '
-            "BETWEEN $start_date AND $end_date",
-            {"start_date": parameters["start_date"], "end_date": parameters["end_date"]},
+            f'DELETE FROM "{model.name}" WHERE "{model.date_column}" BETWEEN $first AND $last',
+            {"first": first, "last": parameters["end_date"]},
         )
         before = _count(con, model.name)
         con.execute(f'INSERT INTO "{model.name}" {model.sql}', params)
         written = _count(con, model.name) - before
-        con.execute("COMMIT")
-    except Exception:
+    return written
+
+
+@contextmanager
+def atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the block in a transaction: commit on success, roll back on error.
+
+    Inside an already open transaction the block simply joins it (DuckDB has no nested
+    transactions): the outer owner commits or rolls back everything.
+    """
+    try:
+        con.execute("BEGIN TRANSACTION")
+    except duckdb.TransactionException:
+        yield  # already inside the caller's transaction
+        return
+    try:
+        yield
+    except BaseException:
         con.execute("ROLLBACK")
         raise
-    return written
+    con.execute("COMMIT")
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
