@@ -26,6 +26,13 @@ API_WAIT_SECONDS = 60.0
 _CRON_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
 
 
+class _Configured:
+    """Marker: read the API URL from Prefect's settings."""
+
+
+CONFIGURED = _Configured()
+
+
 class ServeError(RuntimeError):
     """``attribution serve`` cannot start; the message says why and what to do (print it)."""
 
@@ -35,15 +42,21 @@ def deployment_name(name: str = "nightly") -> str:
     return f"{DEPLOYMENT_FLOW_NAME}/{name}"
 
 
-def check_serve_preconditions(*, api_url: str | None, cron: str, timezone: str) -> str | None:
+def check_serve_preconditions(
+    *, cron: str, timezone: str, api_url: str | _Configured | None = CONFIGURED
+) -> str | None:
     """Return a readable error if serving cannot produce a real nightly schedule, else None.
 
-    Pure: ``api_url`` is the configured ``PREFECT_API_URL`` (None or "" when unset).
+    ``api_url`` is the Prefect API URL to check (None or "" = not set); by default the one
+    configured for this process (``PREFECT_API_URL``, from the environment or the Prefect
+    profile). Pure when ``api_url`` is given.
 
     >>> check_serve_preconditions(api_url=API_URL_EXAMPLE, cron="0 2 * * *", timezone="UTC")
     >>> check_serve_preconditions(api_url=None, cron="0 2 * * *", timezone="UTC").split(":")[0]
     'PREFECT_API_URL is not set'
     """
+    if isinstance(api_url, _Configured):
+        api_url = configured_api_url()
     if not api_url:
         return (
             "PREFECT_API_URL is not set: a schedule needs a long-running Prefect server. Start one "
@@ -56,6 +69,13 @@ def check_serve_preconditions(*, api_url: str | None, cron: str, timezone: str) 
     if not api_url.startswith(("http://", "https://")):
         return f"PREFECT_API_URL={api_url!r} is not an http(s) URL (e.g. {API_URL_EXAMPLE})"
     return cron_error(cron) or timezone_error(timezone)
+
+
+def configured_api_url() -> str | None:
+    """Return the ``PREFECT_API_URL`` this process would use (environment or profile)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
 
 
 def cron_error(cron: str) -> str | None:
@@ -114,9 +134,7 @@ def serve_nightly(
     Raises ``ServeError`` (message ready to print) when PREFECT_API_URL is unset, the server
     does not answer within ``API_WAIT_SECONDS``, or the cron expression or time zone is invalid.
     """
-    from prefect.settings import PREFECT_API_URL
-
-    api_url = PREFECT_API_URL.value()
+    api_url = configured_api_url()
     problem = check_serve_preconditions(api_url=api_url, cron=cron, timezone=timezone)
     if problem:
         raise ServeError(problem)
