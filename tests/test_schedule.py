@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -83,22 +83,16 @@ def _stop(proc: subprocess.Popen, grace_s: float = 20) -> None:
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
         if proc.poll() is not None:
             break
-        with _suppress_lookup():
+        with suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
         try:
             proc.wait(wait_s)
         except subprocess.TimeoutExpired:
             continue
-    with _suppress_lookup():  # children (flow-run processes) outliving their leader
+    with suppress(
+        ProcessLookupError, PermissionError
+    ):  # children (flow-run processes) outliving their leader
         os.killpg(proc.pid, signal.SIGKILL)
-
-
-@contextmanager
-def _suppress_lookup() -> Iterator[None]:
-    try:
-        yield
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 @contextmanager
@@ -143,6 +137,18 @@ def _healthy(api_url: str) -> bool:
         return False
 
 
+class _Phases:
+    """Prints seconds since the last phase (shown by pytest -s, or with a failure)."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        print(f"{now - self._last:6.1f} s  {name}")
+        self._last = now
+
+
 def _published_runs(warehouse: Path) -> list[tuple[str, date, str]]:
     con = connect(warehouse, read_only=True)
     try:
@@ -177,6 +183,7 @@ def test_served_deployment_is_scheduled_and_runs_on_a_real_prefect_server(tmp_pa
     # The runner polls every 10 s by default; 1 s keeps the test short.
     serve_env = {**env, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
+    phase = _Phases()
 
     with (
         _process(server_cmd, env=server_env, cwd=tmp_path, log=server_log) as server,
@@ -189,6 +196,7 @@ def test_served_deployment_is_scheduled_and_runs_on_a_real_prefect_server(tmp_pa
             server,
             server_log,
         )
+        phase("server healthy")
         with (
             _process(serve_cmd, env=serve_env, cwd=tmp_path, log=serve_log) as serve,
             get_client(sync_client=True) as client,
@@ -201,6 +209,7 @@ def test_served_deployment_is_scheduled_and_runs_on_a_real_prefect_server(tmp_pa
                     return None
 
             found = _wait_until("deployment", deployment, DEPLOYMENT_TIMEOUT_S, serve, serve_log)
+            phase("deployment registered")
             assert [(s.schedule.cron, s.schedule.timezone) for s in found.schedules] == [
                 ("0 2 * * *", "Europe/Berlin")
             ]
@@ -221,6 +230,7 @@ def test_served_deployment_is_scheduled_and_runs_on_a_real_prefect_server(tmp_pa
                 ]
 
             starts = _wait_until("scheduled runs", scheduled, 60, serve, serve_log)
+            phase("nightly runs scheduled")
             local = [t.astimezone(ZoneInfo("Europe/Berlin")) for t in starts]
             assert {(t.hour, t.minute) for t in local} == {(2, 0)}
 
@@ -231,6 +241,7 @@ def test_served_deployment_is_scheduled_and_runs_on_a_real_prefect_server(tmp_pa
                 poll_interval=1,
                 as_subflow=False,
             )
+            phase("flow run finished")
             assert flow_run.state is not None and flow_run.state.is_completed(), (
                 f"{flow_run.state}\n{_tail(serve_log)}"
             )
@@ -239,6 +250,7 @@ def test_served_deployment_is_scheduled_and_runs_on_a_real_prefect_server(tmp_pa
             serve.send_signal(signal.SIGTERM)
             serve.wait(60)
             assert client.read_deployment(found.id).paused
+            phase("serve stopped, schedule paused")
 
     assert _published_runs(warehouse) == [("nightly", date(2024, 2, 1), "succeeded")]
     assert (report / "index.html").is_file()
@@ -307,9 +319,8 @@ def test_os_route_unit_and_crontab_run_yesterday_as_written(tmp_path: Path) -> N
     assert service["Service.Type"] == ["oneshot"]
     assert service["Service.WorkingDirectory"] == [PLACEHOLDER]
     exec_start = shlex.split(service["Service.ExecStart"][0])
-    assert exec_start == [f"{PLACEHOLDER}/.venv/bin/attribution", "run", "--date", "yesterday"] + [
-        "--quiet"
-    ]
+    expected = [f"{PLACEHOLDER}/.venv/bin/attribution", "run", "--date", "yesterday", "--quiet"]
+    assert exec_start == expected
     service_env = dict(v.split("=", 1) for v in service["Service.Environment"])
     assert timer["Timer.Persistent"] == ["true"]
     assert timer["Timer.Unit"] == ["attribution-nightly.service"]
@@ -388,9 +399,9 @@ def test_systemd_units_verify_with_the_install_directory_in_place(tmp_path: Path
     _install(tmp_path)
     for unit in (DEPLOY / "systemd").iterdir():
         (tmp_path / unit.name).write_text(unit.read_text().replace(PLACEHOLDER, str(tmp_path)))
+    units = [*sorted(tmp_path.glob("*.service")), tmp_path / "attribution-nightly.timer"]
     verify = subprocess.run(
-        ["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.glob("*.service"))]
-        + [str(tmp_path / "attribution-nightly.timer")],
+        ["systemd-analyze", "verify", *map(str, units)],
         capture_output=True,
         text=True,
         timeout=60,
