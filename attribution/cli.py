@@ -92,22 +92,39 @@ def generate(
     )
 
 
+DateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--date",
+        help="Nightly increment for this partition date: YYYY-MM-DD, 'yesterday' or 'today' "
+        "(in schedule_timezone).",
+    ),
+]
+ReportOpt = Annotated[
+    bool, typer.Option("--report/--no-report", help="Publish the report after the tables.")
+]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Report folder.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Only print errors (for cron and timers).")
+]
+
+
 @app.command()
 def run(
     landing: Annotated[Path | None, typer.Option("--landing", help="Landing folder.")] = None,
     warehouse: Annotated[
         Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
     ] = None,
-    run_date: Annotated[
-        str | None, typer.Option("--date", help="Nightly increment for this date (YYYY-MM-DD).")
-    ] = None,
+    run_date: DateOpt = None,
+    out: OutOpt = None,
+    report: ReportOpt = True,
     prefect: Annotated[
         bool, typer.Option("--prefect", help="Run as a Prefect flow (orchestrated, logged).")
     ] = False,
     expectations: Annotated[
-        bool, typer.Option(help="Run Great Expectations suites on loaded batches.")
+        bool, typer.Option(help="Run Great Expectations suites in the publishing gate.")
     ] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
+    quiet: QuietOpt = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Print ingest figures per file.")
     ] = False,
@@ -115,69 +132,186 @@ def run(
     half_life_days: HalfLifeOpt = None,
     session_timeout_minutes: TimeoutOpt = None,
 ) -> None:
-    """Ingest the landing folder and build sessions, attribution, lift and KPI tables."""
+    """Ingest the landing folder, rebuild sessions, attribution, lift and KPI tables, and publish
+    them and the report if the gate (audits, expectations) passes. Without --date: everything."""
     settings = _settings(
         landing_dir=landing,
         warehouse_path=warehouse,
+        report_dir=out,
         windows_days=windows,
         half_life_days=half_life_days,
         session_timeout_minutes=session_timeout_minutes,
     )
+    day = _run_date(run_date, settings.schedule_timezone) if run_date else None
     _run(
         settings,
-        run_date=run_date,
+        run_date=day,
         prefect=prefect,
         expectations=expectations,
+        report=report,
         quiet=quiet,
         verbose=verbose,
     )
 
 
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="First partition date (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option("--end", help="Last partition date, inclusive.")],
+    landing: Annotated[Path | None, typer.Option("--landing", help="Landing folder.")] = None,
+    warehouse: Annotated[
+        Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
+    ] = None,
+    out: OutOpt = None,
+    report: ReportOpt = True,
+    prefect: Annotated[
+        bool, typer.Option("--prefect", help="Run as the Prefect backfill flow.")
+    ] = False,
+    expectations: Annotated[
+        bool, typer.Option(help="Run Great Expectations suites in the publishing gate.")
+    ] = True,
+    quiet: QuietOpt = False,
+) -> None:
+    """Ingest the partitions of a date range and rebuild, gate and publish as a nightly run does."""
+    settings = _settings(landing_dir=landing, warehouse_path=warehouse, report_dir=out)
+    first = _run_date(start, settings.schedule_timezone)
+    last = _run_date(end, settings.schedule_timezone)
+    if last < first:
+        errors.print(f"[red]--end {last} is before --start {first}[/red]")
+        raise typer.Exit(2)
+    _run(
+        settings,
+        run_date=None,
+        span=(first, last),
+        prefect=prefect,
+        expectations=expectations,
+        report=report,
+        quiet=quiet,
+    )
+
+
+def _run_date(value: str, timezone: str) -> date:
+    from attribution.run_dates import resolve_run_date
+
+    try:
+        return resolve_run_date(value, timezone)
+    except ValueError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
 def _run(
     settings,
     *,
-    run_date: str | None,
+    run_date: date | None,
     prefect: bool,
     expectations: bool,
     quiet: bool,
+    report: bool = True,
     verbose: bool = False,
-):
-    day = date.fromisoformat(run_date) if run_date else None
+    span: tuple[date, date] | None = None,
+) -> dict[str, Any]:
     if not settings.landing_dir.is_dir():
         errors.print(f"[red]Landing folder not found:[/red] {settings.landing_dir}")
         raise typer.Exit(2)
-    say = (lambda _m: None) if quiet else (lambda m: console.print(m, markup=False, soft_wrap=True))
-    from attribution.pipeline import run_pipeline
-
+    report_dir = settings.report_dir if report else None
     try:
         if prefect:
-            from flows.pipeline import pipeline_flow
-
-            summary = pipeline_flow(
-                landing_dir=str(settings.landing_dir),
-                warehouse_path=str(settings.warehouse_path),
-                run_date=day,
-                expectations=expectations,
-            )
+            summary = _run_flow(settings, run_date, span, expectations, report_dir)
         else:
-            summary = run_pipeline(
-                settings,
-                landing_dir=settings.landing_dir,
-                warehouse_path=settings.warehouse_path,
-                run_date=day,
-                expectations=expectations,
-                progress=say,
-                per_file=verbose,
-            ).as_json()
+            summary = _run_library(
+                settings, run_date, span, expectations, report_dir, quiet, verbose
+            )
     except Exception as exc:  # every failure ends with one readable line and exit code 1
-        errors.print(f"[red]Run failed:[/red] {type(exc).__name__}: {exc}")
+        errors.print(f"[red]Run failed:[/red] {type(exc).__name__}: {exc}", markup=True)
         raise typer.Exit(1) from exc
     if not quiet:
+        where = summary["report"].get("index_html") if summary.get("report") else None
         console.print(
             f"Run {summary['run_id']} {summary['outcome']}: window {summary['start_date']} .. "
             f"{summary['end_date']}; warehouse {settings.warehouse_path}"
+            + (f"; report {where}" if where else ""),
+            markup=False,
         )
     return summary
+
+
+def _run_library(
+    settings,
+    run_date: date | None,
+    span: tuple[date, date] | None,
+    expectations: bool,
+    report_dir: Path | None,
+    quiet: bool,
+    verbose: bool,
+) -> dict[str, Any]:
+    from contextlib import nullcontext
+
+    from attribution.cli_progress import PlainReporter, RichReporter
+    from attribution.pipeline import run_pipeline
+    from attribution.progress import SilentReporter
+
+    if quiet:
+        reporter, context = SilentReporter(), nullcontext()
+    elif console.is_terminal:
+        reporter = RichReporter(console)
+        context = reporter
+    else:
+        reporter = PlainReporter(lambda m: console.print(m, markup=False, soft_wrap=True))
+        context = nullcontext()
+    with context:
+        return run_pipeline(
+            settings,
+            landing_dir=settings.landing_dir,
+            warehouse_path=settings.warehouse_path,
+            run_date=run_date,
+            start_date=span[0] if span else None,
+            end_date=span[1] if span else None,
+            expectations=expectations,
+            progress=reporter,
+            per_file=verbose,
+            report_dir=report_dir,
+        ).as_json()
+
+
+def _run_flow(
+    settings,
+    run_date: date | None,
+    span: tuple[date, date] | None,
+    expectations: bool,
+    report_dir: Path | None,
+) -> dict[str, Any]:
+    paths = {
+        "landing_dir": str(settings.landing_dir),
+        "warehouse_path": str(settings.warehouse_path),
+    }
+    if span is not None:
+        from flows.nightly import backfill as backfill_flow
+
+        return backfill_flow(
+            start=span[0].isoformat(),
+            end=span[1].isoformat(),
+            report_dir=str(report_dir or settings.report_dir),
+            expectations=expectations,
+            **paths,
+        )
+    if run_date is not None and report_dir is not None:
+        from flows.nightly import nightly
+
+        return nightly(
+            run_date=run_date.isoformat(),
+            report_dir=str(report_dir),
+            expectations=expectations,
+            **paths,
+        )
+    from flows.pipeline import pipeline_flow
+
+    return pipeline_flow(
+        run_date=run_date,
+        expectations=expectations,
+        report_dir=str(report_dir) if report_dir else None,
+        **paths,
+    )
 
 
 @app.command()
@@ -185,21 +319,89 @@ def report(
     warehouse: Annotated[
         Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Report folder.")] = None,
+    out: OutOpt = None,
+    period: Annotated[
+        str,
+        typer.Option("--period", help="Period of the report: all, YYYY (a year) or YYYY-MM."),
+    ] = "all",
 ) -> None:
-    """Write the offline HTML KPI report with plotly charts, plus CSV/Parquet exports."""
+    """Write the offline HTML KPI report with plotly charts, plus CSV/Parquet exports and PNG
+    images of the charts, for the published tables."""
     settings = _settings(warehouse_path=warehouse, report_dir=out)
     if not settings.warehouse_path.is_file():
         errors.print(f"[red]Warehouse not found:[/red] {settings.warehouse_path}")
         raise typer.Exit(2)
+    from attribution.pipeline import _report_json
     from attribution.report import write_report
 
     try:
-        page = write_report(settings.warehouse_path, settings.report_dir, settings)
-    except FileNotFoundError as exc:
+        result = _report_json(
+            write_report(settings.warehouse_path, settings.report_dir, settings, period=period)
+        )
+    except (FileNotFoundError, ValueError) as exc:
         errors.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    console.print(f"Report: {page.resolve()}")
+    _print_report(result)
+
+
+def _print_report(result: dict[str, Any]) -> None:
+    console.print(f"Report: {Path(result['index_html']).resolve()}", markup=False)
+    console.print(
+        f"Exports: {len(result['exports'])} files; PNG images: {len(result['images'])}; "
+        f"cells suppressed by the privacy floor: {result['suppressed_cells']:,}",
+        markup=False,
+    )
+    if result.get("png_note"):
+        console.print(f"PNG images skipped: {result['png_note']}", markup=False)
+
+
+@app.command()
+def serve(
+    cron: Annotated[
+        str | None, typer.Option("--cron", help="Cron schedule (default: schedule_cron).")
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option("--timezone", help="IANA time zone of the schedule (default: UTC)."),
+    ] = None,
+    landing: Annotated[Path | None, typer.Option("--landing", help="Landing folder.")] = None,
+    warehouse: Annotated[
+        Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
+    ] = None,
+    out: OutOpt = None,
+    name: Annotated[str, typer.Option("--name", help="Deployment name.")] = "nightly",
+) -> None:
+    """Serve the nightly deployment on a long-running Prefect server (PREFECT_API_URL): each
+    scheduled run processes yesterday's partitions. Blocks until stopped. See
+    docs/operations.md for the server and the plain cron / systemd alternative."""
+    settings = _settings(
+        landing_dir=landing,
+        warehouse_path=warehouse,
+        report_dir=out,
+        schedule_cron=cron,
+        schedule_timezone=timezone,
+    )
+    from flows.serve import check_serve_preconditions, serve_nightly
+
+    problem = check_serve_preconditions(
+        cron=settings.schedule_cron, timezone=settings.schedule_timezone
+    )
+    if problem:
+        errors.print(f"[red]Cannot serve:[/red] {problem}", markup=True)
+        raise typer.Exit(2)
+    console.print(
+        f"Serving attribution-nightly/{name}: cron '{settings.schedule_cron}' "
+        f"({settings.schedule_timezone}); Ctrl-C to stop.",
+        markup=False,
+    )
+    serve_nightly(
+        cron=settings.schedule_cron,
+        timezone=settings.schedule_timezone,
+        landing_dir=str(settings.landing_dir.resolve()),
+        warehouse_path=str(settings.warehouse_path.resolve()),
+        report_dir=str(settings.report_dir.resolve()),
+        name=name,
+    )
 
 
 @app.command()
@@ -217,13 +419,15 @@ def demo(
     """Generate a sample landing folder, run the whole pipeline and write the KPI report."""
     settings = _settings(landing_dir=landing, warehouse_path=warehouse, report_dir=out)
     _clear_demo_outputs(settings.landing_dir, settings.warehouse_path, force=force)
-    console.print(f"[bold]1/3[/bold] generating {users:,} users x {days} days into {landing}")
+    console.print(f"[bold]1/2[/bold] generating {users:,} users x {days} days into {landing}")
     generate(out=landing, users=users, days=days, seed=seed, overwrite=True)
-    console.print(f"[bold]2/3[/bold] running the pipeline into {warehouse}")
-    _run(settings, run_date=None, prefect=False, expectations=True, quiet=False)
+    console.print(
+        f"[bold]2/2[/bold] running the pipeline into {warehouse} and publishing the report "
+        f"into {out}"
+    )
+    summary = _run(settings, run_date=None, prefect=False, expectations=True, quiet=False)
     _mark_demo(settings.warehouse_path)
-    console.print(f"[bold]3/3[/bold] writing the report into {out}")
-    report(warehouse=warehouse, out=out)
+    _print_report(summary["report"])
     console.print(
         f"\nWarehouse: {warehouse.resolve()}\nReport:    {(out / 'index.html').resolve()}\n"
         f"Truth:     {(landing / 'truth.json').resolve()}"

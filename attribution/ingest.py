@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -345,14 +346,22 @@ def _partition_date(name: str) -> date | None:
 
 
 def discover_files(
-    landing_dir: Path, run_date: date | None = None
+    landing_dir: Path,
+    run_date: date | None = None,
+    *,
+    date_span: tuple[date, date] | None = None,
 ) -> tuple[list[LandingFile], list[IgnoredPath]]:
     """Find the landing files to ingest (sorted by path) and the paths that are ignored.
 
-    With ``run_date`` only ``dt=<run_date>`` partitions and undated files are taken; other
+    With ``run_date`` only ``dt=<run_date>`` partitions and undated files are taken; with
+    ``date_span`` (first, last) the partitions of those dates, both ends inclusive. Other
     partitions are out of scope (not listed as ignored). Every path that is read or walked must
     resolve inside the landing folder (symlinks included), otherwise ``IngestError``.
     """
+    if run_date is not None:
+        if date_span is not None:
+            raise ValueError("give run_date or date_span, not both")
+        date_span = (run_date, run_date)
     root = Path(landing_dir)
     if not root.is_dir():
         raise IngestError(f"landing folder {root} does not exist or is not a folder")
@@ -395,7 +404,7 @@ def discover_files(
                 if partition is None:
                     ignored.append(IgnoredPath(rel(sub), "not a dt=YYYY-MM-DD partition folder"))
                     continue
-                if run_date is not None and partition != run_date:
+                if date_span is not None and not date_span[0] <= partition <= date_span[1]:
                     continue
                 check_inside(sub)
                 for leaf in sorted(sub.iterdir()):
@@ -887,11 +896,15 @@ def ingest_landing(
     run_id: str,
     run_date: date | None = None,
     run_time: datetime | None = None,
+    date_span: tuple[date, date] | None = None,
+    on_file: Callable[[int, int, FileResult], None] | None = None,
 ) -> IngestResult:
     """Load the landing folder into raw_* tables and quarantine; one transaction per file.
 
-    ``run_time`` (default now; naive means UTC) is the reference for the future-timestamp
-    rule. Raises ``IngestError`` naming the file when a file cannot be read or lacks a required
+    ``run_date`` takes the ``dt=run_date`` partitions, ``date_span`` (first, last) those of a
+    range, neither every partition; undated files are always taken. ``on_file(index, total,
+    result)`` is called after each file (progress bars). ``run_time`` (default now; naive means
+    UTC) is the reference for the future-timestamp rule. Raises ``IngestError`` naming the file when a file cannot be read or lacks a required
     column; files committed before it in the same run stay loaded. The connection must not be
     inside an open transaction.
     """
@@ -902,12 +915,12 @@ def ingest_landing(
     now = datetime.now(UTC).replace(tzinfo=None)
     run_time = _utc_naive(run_time) if run_time is not None else now
     future_limit = run_time + timedelta(days=settings.future_tolerance_days)
-    files, ignored = discover_files(Path(landing_dir), run_date)
+    files, ignored = discover_files(Path(landing_dir), run_date, date_span=date_span)
     result = IngestResult(
         run_id=run_id, run_date=run_date, run_time=run_time, loaded_at=now, ignored=ignored
     )
 
-    for lf in files:
+    for index, lf in enumerate(files, start=1):
         file_started = time.perf_counter()
         try:
             sha = _sha256(lf.path)
@@ -949,5 +962,7 @@ def ingest_landing(
                 _drop_temp(con)
         res.seconds = time.perf_counter() - file_started
         result.files.append(res)
+        if on_file is not None:
+            on_file(index, len(files), res)
     result.seconds = time.perf_counter() - started
     return result

@@ -1,17 +1,37 @@
-"""The whole run as plain library calls: ingest -> expectations -> SQL models -> audits -> ``_runs``.
+"""The pipeline as library stages: ingest -> build -> gate -> publish -> report, recorded in ``_runs``.
 
-The Prefect flows in ``flows/`` call the same stage functions as tasks; the CLI calls
-``run_pipeline`` directly (no orchestration overhead for cron or the demo).
+Modes (docs/operations.md):
+
+* ``full``: every landing file; every day of the data rebuilt;
+* ``nightly``: the ``dt=run_date`` partitions (and undated files); only what the new data can change
+  is rebuilt (``plan_build_window``);
+* ``backfill``: the partitions of a date range; the same code path as nightly.
+
+Build: the SQL layers staging -> intermediate -> marts for the window, then the Python stages
+(data-driven model, lift methods) over the whole data, then the KPI layer for the window.
+
+Publishing is gated: the build runs inside one DuckDB transaction; the gate (every
+``sql/audits`` query, and the Great Expectations suites of every load not yet covered by a
+published build) runs inside it, after the build; only if the gate passes is the transaction
+committed. A failed gate rolls everything back, so the last good tables stay published, the
+report is not rewritten, and the run fails with ``GateFailed`` naming the reasons. The report
+is written after the commit into a temporary folder that is swapped into place.
+
+The Prefect flows in ``flows/`` call the same ``PipelineRun`` stages as tasks; the CLI calls
+``run_pipeline``. This module never imports Prefect.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,53 +39,146 @@ import duckdb
 
 from attribution import __version__
 from attribution.config import Settings
-from attribution.warehouse import connect, run_audits, run_models
+from attribution.progress import Reporter, as_reporter
+from attribution.warehouse import (
+    Model,
+    atomic,
+    connect,
+    models,
+    run_audits,
+    run_models,
+    scalar,
+)
 
-Progress = Callable[[str], None]
+MODES: tuple[str, ...] = ("full", "nightly", "backfill")
+BUILD_LAYERS: tuple[str, ...] = ("staging", "intermediate", "marts")
+KPI_LAYERS: tuple[str, ...] = ("kpi",)
+# Stages in run order; each records rows in, rows out and seconds in _runs.stages.
+STAGES: tuple[str, ...] = (
+    "ingest",
+    "sessions",
+    "orders",
+    "attribution",
+    "data_driven",
+    "lift",
+    "kpi",
+    "gate",
+    "report",
+)
+_SESSION_MODELS = frozenset(
+    {"int_interaction_sessions", "assistant_sessions", "int_session_products"}
+)
+# Rows in / out of the SQL stages: (the model whose rows count as the stage's input, the models
+# whose rows count as its output; None = every table of the stage). The Python stages add theirs.
+STAGE_ROWS: dict[str, tuple[str | None, tuple[str, ...] | None]] = {
+    "sessions": ("int_interaction_sessions", ("assistant_sessions",)),
+    "orders": ("int_order_lines", ("int_orders",)),
+    "attribution": (None, ("fct_attribution",)),
+    "lift": (None, ("fct_conversion_lift",)),
+    "kpi": (None, None),
+}
 
 
-class AuditFailed(RuntimeError):
-    """An audit query returned offending rows: the run's tables are not trustworthy."""
+class GateFailed(RuntimeError):
+    """The publishing gate refused the build: audits or expectations failed."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__(
+            "publishing gate failed: "
+            + "; ".join(reasons)
+            + ". Nothing was published: the last good tables and report stay in place."
+        )
+
+
+# Kept for callers of the earlier name.
+AuditFailed = GateFailed
+
+
+@dataclass
+class StageFigures:
+    """Rows into and out of one stage, and its wall-clock seconds."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class BuildWindow:
+    """The output window a build rebuilds, the first day of data, and why."""
+
+    start: date
+    end: date
+    data_start: date
+    full: bool
+    reason: str
 
 
 @dataclass
 class RunSummary:
-    """What one pipeline run did: window, rows per stage, audits, timings and outcome."""
+    """What one pipeline run did: partitions, window, rows per stage, gate, publish, outcome."""
 
     run_id: str
     mode: str
     run_date: date | None
+    first_date: date | None = None
+    last_date: date | None = None
     start_date: date | None = None
     end_date: date | None = None
+    window_reason: str = ""
     ingest: dict[str, int] = field(default_factory=dict)
     model_rows: dict[str, int | None] = field(default_factory=dict)
+    stages: dict[str, StageFigures] = field(default_factory=dict)
     audits: dict[str, int] = field(default_factory=dict)
     expectations: str = "skipped"
-    stage_seconds: dict[str, float] = field(default_factory=dict)
+    gate: str = "not_run"
+    published: bool = False
+    report: dict[str, Any] = field(default_factory=dict)
     outcome: str = "running"
     message: str = ""
+    settings_hash: str = ""
+    code_version: str = ""
+
+    @property
+    def stage_seconds(self) -> dict[str, float]:
+        return {name: figures.seconds for name, figures in self.stages.items()}
 
     def as_json(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict (dates as ISO strings)."""
+        """Return a JSON-serialisable dict (dates as ISO strings, no Decimal)."""
         return {
             "run_id": self.run_id,
             "mode": self.mode,
             "run_date": _iso(self.run_date),
+            "first_date": _iso(self.first_date),
+            "last_date": _iso(self.last_date),
             "start_date": _iso(self.start_date),
             "end_date": _iso(self.end_date),
+            "window_reason": self.window_reason,
             "ingest": self.ingest,
             "model_rows": self.model_rows,
+            "stages": {name: figures.as_json() for name, figures in self.stages.items()},
+            "stage_seconds": self.stage_seconds,
             "audits": self.audits,
             "expectations": self.expectations,
-            "stage_seconds": self.stage_seconds,
+            "gate": self.gate,
+            "published": self.published,
+            "report": self.report,
             "outcome": self.outcome,
             "message": self.message,
+            "settings_hash": self.settings_hash,
+            "code_version": self.code_version,
         }
 
 
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
+
+# --- _runs ------------------------------------------------------------------------------------
 
 RUNS_DDL = """
 CREATE TABLE IF NOT EXISTS _runs (
@@ -90,6 +203,45 @@ CREATE TABLE IF NOT EXISTS _runs (
     message VARCHAR
 )
 """
+# Columns added after the first release (ALTER TABLE ... ADD COLUMN IF NOT EXISTS on open).
+RUNS_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("first_date", "DATE"),
+    ("last_date", "DATE"),
+    ("window_reason", "VARCHAR"),
+    ("stages", "VARCHAR"),
+    ("gate", "VARCHAR"),
+    ("published", "BOOLEAN"),
+    ("report_path", "VARCHAR"),
+    ("suppressed_cells", "BIGINT"),
+)
+# A run's tables were published: its build committed (old rows: a succeeded run).
+PUBLISHED_RUNS_SQL = "SELECT run_id FROM _runs WHERE coalesce(published, outcome = 'succeeded')"
+
+
+def ensure_runs_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``_runs`` if absent and add the columns later releases introduced."""
+    con.execute(RUNS_DDL)
+    for name, sql_type in RUNS_ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE _runs ADD COLUMN IF NOT EXISTS {name} {sql_type}")
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Return the package version plus a digest of the library's Python and SQL sources."""
+    from attribution.warehouse import sql_dir
+
+    package = Path(__file__).resolve().parent
+    sql = sql_dir()
+    digest = hashlib.sha256()
+    sources = [(f"attribution/{p.name}", p) for p in package.glob("*.py")]
+    sources += [(f"sql/{p.relative_to(sql).as_posix()}", p) for p in sql.rglob("*.sql")]
+    for name, path in sorted(sources):
+        digest.update(name.encode())
+        digest.update(path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+# --- what to rebuild --------------------------------------------------------------------------
 
 
 def data_date_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date] | None:
@@ -108,15 +260,457 @@ def data_date_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date] | None:
     return row[0], row[1]
 
 
-def model_window(
-    con: duckdb.DuckDBPyConnection, settings: Settings, run_date: date | None
-) -> tuple[date, date] | None:
-    """Return the output window to rebuild: everything, or [run_date - max window, run_date]."""
-    if run_date is None:
-        return data_date_range(con)
-    # A nightly run restates the last max_window_days: late order updates and conversions whose
-    # windows were still open change only inside that range.
-    return run_date - timedelta(days=settings.max_window_days), run_date
+@dataclass(frozen=True)
+class PublishedBuild:
+    """The last build that was published: its settings, code and the end of its window."""
+
+    run_id: str
+    settings_hash: str
+    code_version: str
+    end_date: date
+
+
+def last_published_build(con: duckdb.DuckDBPyConnection) -> PublishedBuild | None:
+    """Return the most recent published build recorded in ``_runs`` (None if there is none)."""
+    rows = con.execute(
+        "SELECT run_id, settings_hash, code_version, end_date FROM _runs "
+        "WHERE coalesce(published, outcome = 'succeeded') AND end_date IS NOT NULL "
+        "ORDER BY finished_at DESC, run_id DESC LIMIT 1"
+    ).fetchall()
+    return PublishedBuild(*rows[0]) if rows else None
+
+
+def unpublished_run_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Return the loads whose rows no published build has covered yet (sorted)."""
+    from attribution.contract import SOURCES
+
+    unions = " UNION ".join(f"SELECT DISTINCT _run_id FROM {s.raw_table}" for s in SOURCES.values())
+    rows = con.execute(
+        f"SELECT _run_id FROM ({unions}) WHERE _run_id NOT IN ({PUBLISHED_RUNS_SQL}) ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def earliest_unpublished_date(con: duckdb.DuckDBPyConnection) -> tuple[date | None, bool]:
+    """Return the earliest day that rows not yet published can change, and whether a new
+    products catalogue was loaded (it changes the brand/category scope of every line).
+
+    An interaction can extend a session that started the day before, hence ``- 1``.
+    """
+    not_published = f"_run_id NOT IN ({PUBLISHED_RUNS_SQL})"
+    earliest = scalar(
+        con,
+        f"""
+        SELECT min(d) FROM (
+            SELECT cast(min(ts) AS DATE) - 1 AS d FROM raw_interactions WHERE {not_published}
+            UNION ALL SELECT cast(min(ts) AS DATE) FROM raw_visits WHERE {not_published}
+            UNION ALL SELECT cast(min(ts) AS DATE) FROM raw_orders WHERE {not_published}
+            UNION ALL SELECT min("date") FROM raw_fx_rates WHERE {not_published}
+        )
+        """,
+    )
+    products = scalar(con, f"SELECT count(*) FROM raw_products WHERE {not_published}")
+    return earliest, bool(products)
+
+
+def plan_build_window(
+    con: duckdb.DuckDBPyConnection, settings: Settings, *, full: bool, version: str
+) -> BuildWindow | None:
+    """Return what a build must rebuild so that its tables equal a full rebuild's (None: no data).
+
+    Incremental: from the earliest day the unpublished rows can change, or the day after the
+    last published build's window (conversion windows that close now), minus the largest window
+    (attribution lookback, conversion lookahead), through the last day of data. A full rebuild
+    when asked, on the first build, or when the settings, the code or the products catalogue
+    changed since the last published build.
+    """
+    span = data_date_range(con)
+    if span is None:
+        return None
+    data_start, data_end = span
+
+    def everything(reason: str) -> BuildWindow:
+        return BuildWindow(data_start, data_end, data_start, True, reason)
+
+    if full:
+        return everything("full run: every day rebuilt")
+    last = last_published_build(con)
+    if last is None:
+        return everything("first build of this warehouse: every day rebuilt")
+    if last.settings_hash != settings.settings_hash():
+        return everything(
+            f"settings changed since the last published build ({last.settings_hash} -> "
+            f"{settings.settings_hash()}): every day rebuilt"
+        )
+    if last.code_version != version:
+        return everything(
+            f"code changed since the last published build ({last.code_version} -> {version}): "
+            "every day rebuilt"
+        )
+    earliest, products_changed = earliest_unpublished_date(con)
+    if products_changed:
+        return everything("a products catalogue was loaded (brand/category scopes): every day")
+    lookback = timedelta(days=settings.max_window_days)
+    changed_from = last.end_date + timedelta(days=1)
+    if earliest is not None:
+        changed_from = min(changed_from, earliest)
+    start = min(max(data_start, changed_from - lookback), data_end)
+    why = f"new rows change days from {earliest}" if earliest else "no new rows"
+    return BuildWindow(
+        start,
+        data_end,
+        data_start,
+        False,
+        f"{why}; last published window ended {last.end_date}; restating from {start} "
+        f"({settings.max_window_days} days of lookback) through {data_end}",
+    )
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def _stage_of(model: Model) -> str:
+    if model.layer == "kpi":
+        return "kpi"
+    if model.name.startswith("fct_conversion_lift"):
+        return "lift"
+    if model.name.startswith("fct_attribution"):
+        return "attribution"
+    if model.name in _SESSION_MODELS:
+        return "sessions"
+    return "orders"
+
+
+class PipelineRun:
+    """One run's stages on one warehouse. Each stage opens and closes its own connection, so
+    the Prefect flow can run them as separate tasks; the summary collects what they did."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        landing_dir: Path,
+        warehouse_path: Path,
+        mode: str = "full",
+        first_date: date | None = None,
+        last_date: date | None = None,
+        report_dir: Path | None = None,
+        report_period: str = "all",
+        expectations: bool = True,
+        run_time: datetime | None = None,
+        progress: Reporter | Callable[[str], None] | None = None,
+        per_file: bool = False,
+        run_id: str | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r}: use one of {', '.join(MODES)}")
+        if mode != "full" and (first_date is None or last_date is None):
+            raise ValueError(f"a {mode} run needs its first and last partition dates")
+        if first_date and last_date and last_date < first_date:
+            raise ValueError(f"the range ends ({last_date}) before it starts ({first_date})")
+        self.settings = settings
+        self.landing_dir = Path(landing_dir)
+        self.warehouse_path = Path(warehouse_path)
+        self.report_dir = Path(report_dir) if report_dir is not None else None
+        self.report_period = report_period
+        self.expectations = expectations
+        self.run_time = run_time
+        self.per_file = per_file
+        self.reporter = as_reporter(progress)
+        self.started = datetime.now(UTC).replace(tzinfo=None)
+        self.summary = RunSummary(
+            run_id=run_id or f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+            mode=mode,
+            run_date=first_date if mode == "nightly" else None,
+            first_date=first_date,
+            last_date=last_date,
+            settings_hash=settings.settings_hash(),
+            code_version=code_version(),
+        )
+
+    # stages -----------------------------------------------------------------------------------
+
+    def ingest(self) -> dict[str, Any]:
+        """Load the run's landing partitions (one transaction per file); return the totals."""
+        from attribution.ingest import ensure_raw_schema, ingest_landing
+
+        s = self.summary
+        span = (s.first_date, s.last_date) if s.mode != "full" else None
+        with self._stage("ingest") as figures, self._connection() as con:
+            ensure_raw_schema(con)
+            self.reporter.start("ingest")
+            result = ingest_landing(
+                con,
+                self.landing_dir,
+                self.settings,
+                run_id=s.run_id,
+                run_time=self.run_time,
+                date_span=span,  # type: ignore[arg-type]
+                on_file=self._file_done,
+            )
+            s.ingest = result.totals()
+            figures.rows_in, figures.rows_out = result.rows_read, result.rows_loaded
+            self.reporter.finish(
+                "ingest",
+                f"{result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "
+                f"{result.duplicates:,} duplicates, {result.quarantined:,} quarantined",
+            )
+            for line in result.lines(per_file=self.per_file):
+                self.reporter.note(line)
+        return dict(s.ingest)
+
+    def _file_done(self, index: int, total: int, result: Any) -> None:
+        if index == 1:
+            self.reporter.start("ingest", total)
+        self.reporter.advance("ingest", f"{result.file} ({result.status})")
+
+    def build(self) -> dict[str, Any]:
+        """Rebuild what the new data can change, run the gate, and publish by committing.
+
+        Raises ``GateFailed`` (rolled back, nothing published) when audits or expectations fail.
+        """
+        s = self.summary
+        with self._connection() as con:
+            window = plan_build_window(
+                con, self.settings, full=s.mode == "full", version=s.code_version
+            )
+            if window is None:
+                s.outcome, s.message = "empty", "no interactions, visits or orders loaded yet"
+                self.reporter.note(s.message)
+                return s.as_json()
+            s.start_date, s.end_date, s.window_reason = window.start, window.end, window.reason
+            self.reporter.note(f"build window {window.start} .. {window.end}: {window.reason}")
+            with atomic(con):
+                self._build_models(con, window)
+                self._gate(con, window)
+            s.published = True
+            self.reporter.note(f"published: window {window.start} .. {window.end}")
+        return s.as_json()
+
+    def _build_models(self, con: duckdb.DuckDBPyConnection, window: BuildWindow) -> None:
+        from attribution.journeys import write_attribution_by_touch_type
+        from attribution.lift import write_lift_tables
+
+        s, settings = self.summary, self.settings
+        self._run_layers(con, window, BUILD_LAYERS)
+        with self._stage("data_driven") as figures:
+            self.reporter.start("data_driven")
+            # journeys need the whole history: the data-driven summary covers every loaded day
+            figures.rows_in = s.model_rows.get("fct_attribution") or 0
+            figures.rows_out = write_attribution_by_touch_type(
+                con,
+                settings,
+                window.data_start,
+                window.end,
+                order=settings.data_driven_order,
+                touch_column=settings.data_driven_touch_column,
+            )
+            s.model_rows["fct_attribution_by_touch_type"] = figures.rows_out
+            self.reporter.finish("data_driven", f"{figures.rows_out:,} rows")
+        with self._stage("lift") as figures:
+            self.reporter.start("lift")
+            # adjusted/experiment lift and the other periods/segments, over every loaded day
+            rows = write_lift_tables(con, settings, window.data_start, window.end)
+            s.model_rows["fct_conversion_lift_python"] = rows
+            figures.rows_in += int(
+                scalar(
+                    con,
+                    "SELECT (SELECT count(*) FROM stg_visits) "
+                    "+ (SELECT count(*) FROM assistant_sessions)",
+                )
+            )
+            figures.rows_out += rows
+            self.reporter.finish("lift", f"{figures.rows_out:,} rows")
+        self._run_layers(con, window, KPI_LAYERS)
+        stages = s.stages
+        if "attribution" in stages:
+            stages["attribution"].rows_in = s.model_rows.get("int_order_lines") or 0
+        if "kpi" in stages:  # the KPI layer reads what the other stages wrote
+            stages["kpi"].rows_in = sum(
+                stages[name].rows_out
+                for name in ("sessions", "orders", "attribution", "lift")
+                if name in stages
+            )
+
+    def _run_layers(
+        self, con: duckdb.DuckDBPyConnection, window: BuildWindow, layers: tuple[str, ...]
+    ) -> None:
+        s = self.summary
+        todo = models(layers)
+        stages = list(dict.fromkeys(_stage_of(m) for m in todo))
+        for stage in stages:
+            self.reporter.start(stage, sum(1 for m in todo if _stage_of(m) == stage))
+        started = time.perf_counter()
+        for model, rows in run_models(con, self.settings, window.start, window.end, layers):
+            stage = _stage_of(model)
+            figures = s.stages.setdefault(stage, StageFigures())
+            now = time.perf_counter()
+            figures.seconds = round(figures.seconds + now - started, 3)
+            started = now
+            s.model_rows[model.name] = rows
+            if rows is not None:
+                source, outputs = STAGE_ROWS.get(stage, (None, None))
+                figures.rows_in += rows if model.name == source else 0
+                figures.rows_out += rows if outputs is None or model.name in outputs else 0
+            self.reporter.advance(stage, f"{model.name}: {rows:,} rows" if rows is not None else "")
+        for stage in stages:
+            figures = s.stages[stage]
+            self.reporter.finish(stage, f"{figures.rows_in:,} rows in, {figures.rows_out:,} out")
+
+    def _gate(self, con: duckdb.DuckDBPyConnection, window: BuildWindow) -> None:
+        s = self.summary
+        reasons: list[str] = []
+        with self._stage("gate") as figures:
+            self.reporter.start("gate")
+            s.audits = run_audits(con, self.settings, window.start, window.end)
+            failed = {name: n for name, n in s.audits.items() if n}
+            figures.rows_in = len(s.audits)
+            figures.rows_out = sum(failed.values())
+            if failed:
+                reasons.append(
+                    "audits found offending rows: "
+                    + ", ".join(f"{name} ({n})" for name, n in sorted(failed.items()))
+                )
+            if self.expectations:
+                reasons += self._expectations(con)
+            s.gate = "failed" if reasons else "passed"
+            self.reporter.finish("gate", s.gate if not reasons else "; ".join(reasons))
+        if reasons:
+            raise GateFailed(reasons)
+
+    def _expectations(self, con: duckdb.DuckDBPyConnection) -> list[str]:
+        from attribution.expectations import (
+            ExpectationsFailed,
+            default_data_docs_dir,
+            validate_loaded_batches,
+        )
+
+        s = self.summary
+        docs_dir = default_data_docs_dir(self.settings, self.warehouse_path)
+        try:
+            checked = validate_loaded_batches(
+                con, s.run_id, self.settings, docs_dir, batch_run_ids=unpublished_run_ids(con)
+            )
+        except ExpectationsFailed as exc:
+            s.expectations = exc.result.summary_line()
+            return [f"expectations: {exc}"]
+        s.expectations = checked.summary_line()
+        self.reporter.note(f"expectations: {s.expectations}")
+        return []
+
+    def report(self) -> dict[str, Any]:
+        """Write the report and exports for the published tables (atomically swapped in)."""
+        from attribution.report import write_report
+
+        if self.report_dir is None:
+            raise ValueError("this run has no report folder")
+        s = self.summary
+        with self._stage("report") as figures:
+            self.reporter.start("report")
+            result = write_report(
+                self.warehouse_path, self.report_dir, self.settings, period=self.report_period
+            )
+            s.report = _report_json(result)
+            figures.rows_out = int(s.report.get("exported_rows", 0))
+            figures.rows_in = figures.rows_out + int(s.report.get("suppressed_cells", 0))
+            self.reporter.finish("report", str(s.report.get("index_html")))
+        return dict(s.report)
+
+    def succeed(self) -> None:
+        s = self.summary
+        if s.outcome == "running":
+            s.outcome = "succeeded"
+
+    def fail(self, exc: BaseException) -> None:
+        self.summary.outcome = "failed"
+        self.summary.message = f"{type(exc).__name__}: {exc}"
+
+    def record(self) -> None:
+        """Write this run's row into ``_runs`` (window, settings hash, code version, stages)."""
+        s = self.summary
+        with self._connection() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO _runs BY NAME SELECT $run_id AS run_id, "
+                "$started_at AS started_at, $finished_at AS finished_at, $mode AS mode, "
+                "$run_date AS run_date, $start_date AS start_date, $end_date AS end_date, "
+                "$settings_hash AS settings_hash, $code_version AS code_version, "
+                "$rows_read AS rows_read, $rows_loaded AS rows_loaded, "
+                "$duplicates AS duplicates, $quarantined AS quarantined, "
+                "$model_rows AS model_rows, $audits AS audits, $expectations AS expectations, "
+                "$stage_seconds AS stage_seconds, $outcome AS outcome, $message AS message, "
+                "$first_date AS first_date, $last_date AS last_date, "
+                "$window_reason AS window_reason, $stages AS stages, $gate AS gate, "
+                "$published AS published, $report_path AS report_path, "
+                "$suppressed_cells AS suppressed_cells",
+                {
+                    "run_id": s.run_id,
+                    "started_at": self.started,
+                    "finished_at": datetime.now(UTC).replace(tzinfo=None),
+                    "mode": s.mode,
+                    "run_date": s.run_date,
+                    "start_date": s.start_date,
+                    "end_date": s.end_date,
+                    "settings_hash": s.settings_hash,
+                    "code_version": s.code_version,
+                    "rows_read": s.ingest.get("rows_read", 0),
+                    "rows_loaded": s.ingest.get("rows_loaded", 0),
+                    "duplicates": s.ingest.get("duplicates", 0),
+                    "quarantined": s.ingest.get("quarantined", 0),
+                    "model_rows": json.dumps(s.model_rows, sort_keys=True),
+                    "audits": json.dumps(s.audits, sort_keys=True),
+                    "expectations": s.expectations,
+                    "stage_seconds": json.dumps(s.stage_seconds, sort_keys=True),
+                    "outcome": s.outcome,
+                    "message": s.message,
+                    "first_date": s.first_date,
+                    "last_date": s.last_date,
+                    "window_reason": s.window_reason,
+                    "stages": json.dumps(
+                        {k: v.as_json() for k, v in s.stages.items()}, sort_keys=True
+                    ),
+                    "gate": s.gate,
+                    "published": s.published,
+                    "report_path": s.report.get("index_html"),
+                    "suppressed_cells": s.report.get("suppressed_cells"),
+                },
+            )
+
+    # helpers ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.warehouse_path)
+        try:
+            ensure_runs_table(con)
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[StageFigures]:
+        figures = self.summary.stages.setdefault(name, StageFigures())
+        started = time.perf_counter()
+        try:
+            yield figures
+        finally:
+            figures.seconds = round(figures.seconds + time.perf_counter() - started, 3)
+
+
+def _report_json(result: Any) -> dict[str, Any]:
+    """JSON figures of a report: its page, exported rows and suppressed cells."""
+    index = getattr(result, "index_html", result)
+    suppressed = getattr(result, "suppressed_cells", {}) or {}
+    exports = getattr(result, "exports", []) or []
+    return {
+        "index_html": str(index),
+        "exports": [str(p) for p in exports],
+        "images": [str(p) for p in getattr(result, "images", []) or []],
+        "exported_rows": int(getattr(result, "exported_rows", 0) or 0),
+        "suppressed_cells": int(sum(suppressed.values()))
+        if isinstance(suppressed, dict)
+        else int(suppressed),
+        "png_note": getattr(result, "png_note", None),
+    }
 
 
 def run_pipeline(
@@ -125,146 +719,49 @@ def run_pipeline(
     landing_dir: Path,
     warehouse_path: Path,
     run_date: date | None = None,
+    start_date: date | None = None,
+    end_date: date | None = None,
     expectations: bool = True,
-    progress: Progress | None = None,
+    progress: Reporter | Callable[[str], None] | None = None,
     run_time: datetime | None = None,
     per_file: bool = False,
+    report_dir: Path | None = None,
+    report_period: str = "all",
 ) -> RunSummary:
-    """Run ingest, expectations, models and audits into ``warehouse_path``; return the summary.
+    """Run one pipeline run and return its summary: full (no dates), nightly (``run_date``) or
+    backfill (``start_date``..``end_date``); with ``report_dir`` the report is published too.
 
-    Raises ``IngestError``, ``ExpectationsFailed`` or ``AuditFailed`` after recording the failed
-    run in ``_runs``.
+    Raises ``IngestError``, ``GateFailed`` or another error after recording the failed run in
+    ``_runs``; a failed gate publishes nothing.
     """
-    from attribution.ingest import ensure_raw_schema, ingest_landing
-
-    say = progress or (lambda _msg: None)
-    summary = RunSummary(
-        run_id=f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
-        mode="nightly" if run_date else "full",
-        run_date=run_date,
+    if run_date is not None and (start_date or end_date):
+        raise ValueError("give run_date (nightly) or start_date/end_date (backfill), not both")
+    if (start_date is None) != (end_date is None):
+        raise ValueError("a backfill needs both start_date and end_date")
+    mode = "nightly" if run_date else "backfill" if start_date else "full"
+    run = PipelineRun(
+        settings,
+        landing_dir=landing_dir,
+        warehouse_path=warehouse_path,
+        mode=mode,
+        first_date=run_date or start_date,
+        last_date=run_date or end_date,
+        report_dir=report_dir,
+        report_period=report_period,
+        expectations=expectations,
+        run_time=run_time,
+        progress=progress,
+        per_file=per_file,
     )
-    started = datetime.now(UTC).replace(tzinfo=None)
-    con = connect(warehouse_path)
     try:
-        con.execute(RUNS_DDL)
-        ensure_raw_schema(con)
-        try:
-            with _timed(summary, "ingest"):
-                say(f"ingest: reading {landing_dir}")
-                result = ingest_landing(
-                    con,
-                    Path(landing_dir),
-                    settings,
-                    run_id=summary.run_id,
-                    run_date=run_date,
-                    run_time=run_time,
-                )
-                summary.ingest = result.totals()
-                for line in result.lines(per_file=per_file):
-                    say(line)
-            if expectations:
-                with _timed(summary, "expectations"):
-                    from attribution.expectations import validate_loaded_batches
-
-                    say("expectations: validating loaded batches")
-                    docs_dir = settings.data_docs_dir or Path(warehouse_path).parent / "data_docs"
-                    checked = validate_loaded_batches(con, summary.run_id, settings, docs_dir)
-                    summary.expectations = checked.summary_line()
-                    say(f"expectations: {summary.expectations}")
-            window = model_window(con, settings, run_date)
-            if window is None:
-                summary.outcome = "empty"
-                summary.message = "no interactions, visits or orders loaded yet"
-                say(summary.message)
-                return summary
-            summary.start_date, summary.end_date = window
-            with _timed(summary, "models"):
-                for model, rows in run_models(con, settings, *window):
-                    summary.model_rows[model.name] = rows
-                    if rows is not None:
-                        say(f"model {model.name}: {rows:,} rows")
-            with _timed(summary, "data_driven"):
-                from attribution.journeys import write_attribution_by_touch_type
-
-                # the data-driven summary covers every loaded day (journeys need whole history)
-                everything = data_date_range(con) or window
-                rows = write_attribution_by_touch_type(
-                    con,
-                    settings,
-                    *everything,
-                    order=settings.data_driven_order,
-                    touch_column=settings.data_driven_touch_column,
-                )
-                summary.model_rows["fct_attribution_by_touch_type"] = rows
-                say(f"model fct_attribution_by_touch_type: {rows:,} rows")
-            with _timed(summary, "lift"):
-                from attribution.lift import write_lift_tables
-
-                # adjusted/experiment lift and the other periods/segments, over every loaded day
-                everything = data_date_range(con) or window
-                rows = write_lift_tables(con, settings, *everything)
-                summary.model_rows["fct_conversion_lift_python"] = rows
-                say(f"model fct_conversion_lift (python methods): {rows:,} rows")
-            with _timed(summary, "audits"):
-                summary.audits = run_audits(con, settings, *window)
-            failed = {name: n for name, n in summary.audits.items() if n}
-            if failed:
-                raise AuditFailed(
-                    "audits found offending rows: "
-                    + ", ".join(f"{name} ({n})" for name, n in sorted(failed.items()))
-                )
-            summary.outcome = "succeeded"
-            return summary
-        except Exception as exc:
-            summary.outcome = "failed"
-            summary.message = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            _record_run(con, settings, summary, started)
+        run.ingest()
+        run.build()
+        if run.report_dir is not None and run.summary.published:
+            run.report()
+        run.succeed()
+        return run.summary
+    except BaseException as exc:
+        run.fail(exc)
+        raise
     finally:
-        con.close()
-
-
-class _timed:
-    """Context manager adding a stage's wall-clock seconds to the summary."""
-
-    def __init__(self, summary: RunSummary, stage: str) -> None:
-        self.summary, self.stage = summary, stage
-
-    def __enter__(self) -> None:
-        self.t0 = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.summary.stage_seconds[self.stage] = round(time.perf_counter() - self.t0, 3)
-
-
-def _record_run(
-    con: duckdb.DuckDBPyConnection, settings: Settings, summary: RunSummary, started: datetime
-) -> None:
-    con.execute(
-        "INSERT INTO _runs VALUES ($run_id, $started_at, $finished_at, $mode, $run_date, "
-        "$start_date, $end_date, $settings_hash, $code_version, $rows_read, $rows_loaded, "
-        "$duplicates, $quarantined, $model_rows, $audits, $expectations, $stage_seconds, "
-        "$outcome, $message)",
-        {
-            "run_id": summary.run_id,
-            "started_at": started,
-            "finished_at": datetime.now(UTC).replace(tzinfo=None),
-            "mode": summary.mode,
-            "run_date": summary.run_date,
-            "start_date": summary.start_date,
-            "end_date": summary.end_date,
-            "settings_hash": settings.settings_hash(),
-            "code_version": __version__,
-            "rows_read": summary.ingest.get("rows_read", 0),
-            "rows_loaded": summary.ingest.get("rows_loaded", 0),
-            "duplicates": summary.ingest.get("duplicates", 0),
-            "quarantined": summary.ingest.get("quarantined", 0),
-            "model_rows": json.dumps(summary.model_rows, sort_keys=True),
-            "audits": json.dumps(summary.audits, sort_keys=True),
-            "expectations": summary.expectations,
-            "stage_seconds": json.dumps(summary.stage_seconds, sort_keys=True),
-            "outcome": summary.outcome,
-            "message": summary.message,
-        },
-    )
+        run.record()

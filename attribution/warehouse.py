@@ -205,24 +205,32 @@ def run_model(
     return written
 
 
+_OPEN_TRANSACTIONS: set[int] = set()  # id() of connections inside an atomic() block
+
+
 @contextmanager
 def atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Run the block in a transaction: commit on success, roll back on error.
 
-    Inside an already open transaction the block simply joins it (DuckDB has no nested
-    transactions): the outer owner commits or rolls back everything.
+    Inside another ``atomic`` block on the same connection the block simply joins it (DuckDB
+    has no nested transactions, and a refused BEGIN aborts the open one): the outermost block
+    commits or rolls back everything.
     """
-    try:
-        con.execute("BEGIN TRANSACTION")
-    except duckdb.TransactionException:
-        yield  # already inside the caller's transaction
+    key = id(con)
+    if key in _OPEN_TRANSACTIONS:
+        yield
         return
+    con.execute("BEGIN TRANSACTION")
+    _OPEN_TRANSACTIONS.add(key)
     try:
         yield
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    con.execute("COMMIT")
+    else:
+        con.execute("COMMIT")
+    finally:
+        _OPEN_TRANSACTIONS.discard(key)
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

@@ -18,25 +18,9 @@ import duckdb
 from prefect import flow, get_run_logger, task
 
 from attribution.config import load_settings
-from attribution.expectations import (
-    ExpectationsFailed,
-    default_data_docs_dir,
-    validate_loaded_batches,
-)
-from attribution.ingest import IngestError, ensure_raw_schema, ingest_landing
-
-_DATA_ERRORS = (IngestError, ExpectationsFailed)
-
-
-def _retry_unless_data_error(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry condition: transient failures only, never a data error."""
-    error = state.data if isinstance(state.data, BaseException) else None
-    if error is None:
-        try:
-            error = state.result(raise_on_failure=False)
-        except Exception as exc:  # the state's exception itself
-            error = exc
-    return not isinstance(error, _DATA_ERRORS)
+from attribution.expectations import default_data_docs_dir, validate_loaded_batches
+from attribution.ingest import ensure_raw_schema, ingest_landing
+from flows.retry import retry_unless_data_error
 
 
 def _run_id() -> str:
@@ -50,7 +34,7 @@ def _run_id() -> str:
     name="load-landing",
     retries=2,
     retry_delay_seconds=2,
-    retry_condition_fn=_retry_unless_data_error,
+    retry_condition_fn=retry_unless_data_error,
 )
 def load_landing(
     landing_dir: str, warehouse_path: str, run_id: str, run_date: date | None
@@ -71,7 +55,7 @@ def load_landing(
     name="validate-batches",
     retries=2,
     retry_delay_seconds=2,
-    retry_condition_fn=_retry_unless_data_error,
+    retry_condition_fn=retry_unless_data_error,
 )
 def validate_batches(warehouse_path: str, run_id: str) -> dict[str, Any]:
     """Great Expectations over the run's batches; writes Data Docs (file-touching)."""

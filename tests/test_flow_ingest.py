@@ -66,12 +66,14 @@ def test_retry_condition_retries_transient_errors_only() -> None:
     from prefect.states import Failed
 
     from attribution.expectations import ExpectationsFailed, ExpectationsResult
-    from flows.ingest import _retry_unless_data_error
+    from attribution.pipeline import GateFailed
+    from flows.retry import retry_unless_data_error
 
     def retried(exc: BaseException) -> bool:
-        return _retry_unless_data_error(None, None, Failed(data=exc))
+        return retry_unless_data_error(None, None, Failed(data=exc))
 
     assert retried(OSError("disk hiccup"))
     assert retried(duckdb.IOException("Could not set lock on file"))
     assert not retried(IngestError("a.csv: missing required column(s) ts"))
     assert not retried(ExpectationsFailed(ExpectationsResult(run_id="r")))
+    assert not retried(GateFailed(["audits found offending rows: x (1)"]))
