@@ -24,7 +24,7 @@ from attribution import lift_stats as ls
 from attribution.config import Settings
 from attribution.warehouse import atomic, table_exists, write_config_tables
 
-GRAINS: tuple[str, ...] = ("day", "week", "month", "all")
+GRAINS: tuple[str, ...] = ("day", "week", "month", "year", "all")
 SQL_SEGMENT_PREFIXES: tuple[str, ...] = ("marketplace=", "channel=")
 # rows written by sql/marts/fct_conversion_lift.sql (the Python stage leaves them alone)
 _SQL_OWNED = (
@@ -229,6 +229,9 @@ LIFT_COLUMNS: dict[str, pl.DataType] = {
     "lift_cuped_ci_high": pl.Float64,
     "srm_flag": pl.Boolean,
     "n_days": pl.Int32,
+    # distinct users behind n_engaged / n_comparison (the privacy floor counts users, not units)
+    "n_engaged_users": pl.Int64,
+    "n_comparison_users": pl.Int64,
 }
 
 
@@ -238,7 +241,8 @@ LIFT_COLUMNS: dict[str, pl.DataType] = {
 def period_bounds(day: date, grain: str, start: date, end: date) -> tuple[date, date]:
     """Return (period_start, period_end) of the period of ``grain`` holding ``day``.
 
-    Weeks are ISO weeks (Monday to Sunday); ``all`` is the whole window [start, end].
+    Weeks are ISO weeks (Monday to Sunday); months and years are calendar months and years;
+    ``all`` is the whole window [start, end].
     """
     if grain == "day":
         return day, day
@@ -249,6 +253,8 @@ def period_bounds(day: date, grain: str, start: date, end: date) -> tuple[date, 
         first = day.replace(day=1)
         nxt = (first + timedelta(days=32)).replace(day=1)
         return first, nxt - timedelta(days=1)
+    if grain == "year":
+        return date(day.year, 1, 1), date(day.year, 12, 31)
     if grain == "all":
         return start, end
     raise ValueError(f"unknown period grain {grain!r}")
@@ -267,6 +273,13 @@ def _with_periods(frame: pl.DataFrame, day_col: str, grain: str, start: date) ->
         return frame.with_columns(
             day.dt.month_start().alias("period_start"), day.dt.month_end().alias("period_end")
         )
+    if grain == "year":
+        return frame.with_columns(
+            pl.date(day.dt.year(), 1, 1).alias("period_start"),
+            pl.date(day.dt.year(), 12, 31).alias("period_end"),
+        )
+    if grain != "all":
+        raise ValueError(f"unknown period grain {grain!r}")
     return frame.with_columns(
         pl.lit(start).alias("period_start"), pl.col(day_col).max().alias("period_end")
     )
@@ -282,7 +295,7 @@ class Comparison:
     treated: np.ndarray
     converted: np.ndarray
     revenue: np.ndarray
-    users: np.ndarray
+    users: np.ndarray | None
     weights: np.ndarray | None = None
 
 
@@ -298,6 +311,8 @@ def _comparison_row(c: Comparison, clustered: bool) -> dict[str, Any]:
     row: dict[str, Any] = {
         "n_engaged": n1,
         "n_comparison": n0,
+        "n_engaged_users": _distinct(c.users, t & kept, n1),
+        "n_comparison_users": _distinct(c.users, ~t & kept, n0),
         "conversions_engaged": int(c.converted[t & kept].sum()),
         "conversions_comparison": int(c.converted[~t & kept].sum()),
         "cr_engaged": conv.m1,
@@ -321,6 +336,13 @@ def _comparison_row(c: Comparison, clustered: bool) -> dict[str, Any]:
         else None,
     }
     return row
+
+
+def _distinct(users: np.ndarray | None, mask: np.ndarray, n_units: int) -> int | None:
+    """Return the number of distinct users among the masked units (None if users are unknown)."""
+    if users is None:
+        return None
+    return len(np.unique(users[mask])) if n_units else 0
 
 
 # --- propensity ----------------------------------------------------------------------------
@@ -411,7 +433,8 @@ def _arrays(part: pl.DataFrame, treated_col: str, weights: np.ndarray | None) ->
         treated=part[treated_col].to_numpy().astype(bool),
         converted=part["converted"].to_numpy().astype(float),
         revenue=part["revenue"].to_numpy().astype(float),
-        users=part["user_code"].to_numpy() if "user_code" in part.columns else None,
+        # user codes (visitor-days) or user ids (experiment units): distinct counts, clusters
+        users=part["user_code" if "user_code" in part.columns else "user_id"].to_numpy(),
         weights=weights,
     )
 
@@ -732,7 +755,14 @@ def _bh(frame: pl.DataFrame, family: list[str]) -> pl.DataFrame:
 
 def _ensure_lift_columns(con: duckdb.DuckDBPyConnection) -> None:
     existing = {r[0] for r in con.execute("DESCRIBE fct_conversion_lift").fetchall()}
-    types = {pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN", pl.Int32: "INTEGER", pl.Utf8: "VARCHAR"}
+    types = {
+        pl.Float64: "DOUBLE",
+        pl.Boolean: "BOOLEAN",
+        pl.Int32: "INTEGER",
+        pl.Int64: "BIGINT",
+        pl.Utf8: "VARCHAR",
+        pl.Date: "DATE",
+    }
     for column, dtype in LIFT_COLUMNS.items():
         if column not in existing:
             con.execute(f'ALTER TABLE fct_conversion_lift ADD COLUMN "{column}" {types[dtype]}')

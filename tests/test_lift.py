@@ -12,15 +12,21 @@ from typer.testing import CliRunner
 
 from attribution.cli import app
 from attribution.config import Settings
-from attribution.lift import downstream_impact, pooled_lift_by_method, write_lift_tables
+from attribution.lift import (
+    balance_verdict,
+    downstream_impact,
+    period_bounds,
+    pooled_lift_by_method,
+    write_lift_tables,
+)
 from attribution.stats import ratio_lift_interval
 
 SETTINGS = Settings(windows_days=(7,))
 START, END = date(2026, 3, 1), date(2026, 3, 31)
 
 
-def at(day, hour, minute=0, month=3):
-    return datetime(2026, month, day, hour, minute)
+def at(day, hour, minute=0, month=3, year=2026):
+    return datetime(year, month, day, hour, minute)
 
 
 def visit(user, ts, marketplace="US"):
@@ -253,6 +259,12 @@ def test_experiment_hand_computed(experiment):
     }
     assert segments["buyer=returning"] == (1, 1)
     assert segments["buyer=new"] == (3, 3)
+    # experiment units are users: distinct users = units
+    assert rows(
+        experiment,
+        "SELECT n_engaged_users, n_comparison_users FROM fct_conversion_lift "
+        "WHERE method = 'experiment' AND period_grain = 'all' AND segment = 'all'",
+    ) == [(4, 4)]
 
 
 def test_experiment_expected_share_override(experiment):
@@ -300,8 +312,120 @@ def test_units_without_overlap_are_trimmed_from_the_adjusted_estimate():
     (adj,) = lift_rows(con, "adjusted")
     assert obs[:2] == (5, 2)
     assert adj[:2] == (2, 2)
+    # trimmed units (weight 0) are left out of the distinct-user counts too
+    assert rows(
+        con,
+        "SELECT method, n_engaged_users, n_comparison_users FROM fct_conversion_lift "
+        "WHERE period_grain = 'all' AND segment = 'all' AND window_days = 7 ORDER BY method",
+    ) == [("adjusted", 2, 2), ("observed", 5, 2)]
     assert adj[6] == pytest.approx(0.0, abs=1e-6)
     (trimmed,) = rows(con, "SELECT share_trimmed FROM fct_lift_overlap WHERE period_grain = 'all'")[
         0:1
     ]
     assert trimmed[0] == pytest.approx(3 / 7)
+
+
+@pytest.fixture
+def repeat_users():
+    """u1 engaged on 2026-03-10 and 03-11 (buys 03-12); u2 a visitor on both days; u3 a visitor
+    on 03-10; u4 engaged on 03-11. Week 2026-03-09: engaged visitor-days 3 (users u1, u4),
+    comparison visitor-days 3 (users u2, u3)."""
+    con = empty_warehouse()
+    insert(
+        con,
+        "visits",
+        [
+            visit("u1", at(10, 9)),
+            visit("u1", at(11, 9)),
+            visit("u2", at(10, 9)),
+            visit("u2", at(11, 9)),
+            visit("u3", at(10, 9)),
+        ],
+    )
+    insert(
+        con,
+        "interactions",
+        [
+            event("e1", "u1", at(10, 9, 5)),
+            event("e2", "u1", at(11, 9, 5)),
+            event("e3", "u4", at(11, 9, 5)),
+        ],
+    )
+    insert(con, "orders", [order("o1", "u1", at(12, 9))])
+    fx(con)
+    build(con, START, END, SETTINGS)
+    write_lift_tables(con, SETTINGS, START, END)
+    return con
+
+
+def user_counts(con, grain, method="observed", segment="all"):
+    return rows(
+        con,
+        "SELECT period_start, period_end, n_engaged, n_engaged_users, n_comparison, "
+        "n_comparison_users, n_days FROM fct_conversion_lift WHERE period_grain = "
+        f"'{grain}' AND method = '{method}' AND segment = '{segment}' AND window_days = 7 "
+        "ORDER BY period_start",
+    )
+
+
+def test_distinct_users_per_group_count_a_repeat_user_once(repeat_users):
+    week = (date(2026, 3, 9), date(2026, 3, 15))
+    assert user_counts(repeat_users, "week") == [(*week, 3, 2, 3, 2, 2)]
+    month = (date(2026, 3, 1), date(2026, 3, 31))
+    assert user_counts(repeat_users, "month") == [(*month, 3, 2, 3, 2, 2)]
+    # day rows (SQL-owned): one visitor-day per user and day
+    assert user_counts(repeat_users, "day") == [
+        (date(2026, 3, 10), date(2026, 3, 10), 1, 1, 2, 2, 1),
+        (date(2026, 3, 11), date(2026, 3, 11), 2, 2, 1, 1, 1),
+    ]
+    # treatment-attribute segment: engaged units with that model version, every comparison unit
+    assert user_counts(repeat_users, "week", segment="model_version=v1") == [(*week, 3, 2, 3, 2, 2)]
+
+
+def test_year_grain_is_the_calendar_year(repeat_users):
+    year = (date(2026, 1, 1), date(2026, 12, 31))
+    assert period_bounds(date(2026, 3, 10), "year", START, END) == year
+    assert user_counts(repeat_users, "year") == [(*year, 3, 2, 3, 2, 2)]
+    (week,) = lift_rows(repeat_users, "observed", grain="week")
+    (in_year,) = lift_rows(repeat_users, "observed", grain="year")
+    assert in_year[:9] == pytest.approx(week[:9])
+    frame = pooled_lift_by_method(repeat_users, 7, period="year")
+    assert set(frame["method"].to_list()) == {"observed", "adjusted"}
+    assert frame["period_start"].unique().to_list() == [date(2026, 1, 1)]
+    impact = downstream_impact(repeat_users, 7, period="year")
+    observed = impact.filter(impact["method"] == "observed").row(0, named=True)
+    # 2 index days with units in the year: run-rate = incremental x 365 / 2
+    assert observed["run_rate_usd"] == pytest.approx(observed["incremental_revenue_usd"] * 365 / 2)
+    assert observed["attributed_revenue_usd"] == pytest.approx(100.0)
+    assert balance_verdict(repeat_users, 7, period="year").startswith(("balanced", "NOT"))
+
+
+def test_year_rows_split_at_the_calendar_year():
+    con = empty_warehouse()
+    insert(
+        con,
+        "visits",
+        [
+            visit("a", at(30, 9, month=12, year=2025)),
+            visit("b", at(30, 9, month=12, year=2025)),
+            visit("a", at(2, 9, month=1)),
+            visit("c", at(2, 9, month=1)),
+        ],
+    )
+    insert(
+        con,
+        "interactions",
+        [event("e1", "a", at(30, 9, 5, month=12, year=2025)), event("e2", "a", at(2, 9, 5, 1))],
+    )
+    insert(con, "orders", [order("o1", "a", at(3, 9, month=1))])
+    fx(con)
+    start, end = date(2025, 12, 1), date(2026, 1, 31)
+    build(con, start, end, SETTINGS)
+    write_lift_tables(con, SETTINGS, start, end)
+    assert user_counts(con, "year") == [
+        (date(2025, 1, 1), date(2025, 12, 31), 1, 1, 1, 1, 1),
+        (date(2026, 1, 1), date(2026, 12, 31), 1, 1, 1, 1, 1),
+    ]
+    # the ISO week 2025-12-29 .. 2026-01-04 spans both years; 'all' is the whole window
+    assert user_counts(con, "week") == [(date(2025, 12, 29), date(2026, 1, 4), 2, 1, 2, 2, 2)]
+    assert user_counts(con, "all") == [(start, date(2026, 1, 2), 2, 1, 2, 2, 2)]

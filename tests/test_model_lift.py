@@ -102,6 +102,12 @@ def test_observed_lift_hand_computed(con):
     assert (low, high) == pytest.approx((expected.ci_low, expected.ci_high))
     n_e, n_c, x_e, x_c, *_ = lift_row(con, 1)
     assert (n_e, n_c, x_e, x_c) == (3, 2, 0, 1)
+    # distinct users per group (one visitor-day per user and day): u1, u4, u5 vs u2, u3
+    assert rows(
+        con,
+        "SELECT n_engaged_users, n_comparison_users FROM fct_conversion_lift "
+        "WHERE period_start = DATE '2026-03-10' AND window_days = 7 AND segment = 'all'",
+    ) == [(3, 2)]
 
 
 def test_segments_and_incomplete_windows(con):

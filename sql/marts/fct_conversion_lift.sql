@@ -87,6 +87,9 @@ counts as (
         window_days,
         sum(case when is_engaged then 1 else 0 end) as n_engaged,
         sum(case when is_engaged then 0 else 1 end) as n_comparison,
+        -- distinct users of each group (the privacy floor counts users, never visitor-days)
+        count(distinct case when is_engaged then user_id end) as n_engaged_users,
+        count(distinct case when is_engaged then null else user_id end) as n_comparison_users,
         sum(case when is_engaged then converted else 0 end) as conversions_engaged,
         sum(case when is_engaged then 0 else converted end) as conversions_comparison,
         sum(case when is_engaged then revenue_usd else 0 end) as revenue_engaged_usd,
@@ -155,7 +158,10 @@ final as (
         cast(null as double) as lift_cuped_ci_low,
         cast(null as double) as lift_cuped_ci_high,
         cast(null as boolean) as srm_flag,
-        1 as n_days
+        1 as n_days,
+        -- last, so that an older table can be migrated with ALTER TABLE ... ADD COLUMN
+        cast(n_engaged_users as bigint) as n_engaged_users,
+        cast(n_comparison_users as bigint) as n_comparison_users
     from rates
 )
 
