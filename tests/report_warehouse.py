@@ -1,0 +1,49 @@
+"""One warehouse for the report tests, built once per test session by the real pipeline.
+
+Generated data: 300 users over 430 days from 2025-06-01 (more than a year, so that July 2026 has
+a year-over-year comparison; the last day, 2026-08-04, lies well before the run time). Small
+groups fall below the default privacy floor (50 users), large ones do not: both paths are used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from attribution.config import Settings
+from attribution.generate import generate_landing
+from attribution.pipeline import run_pipeline
+
+USERS, DAYS, START = 300, 430, date(2025, 6, 1)
+
+
+def report_warehouse(factory: pytest.TempPathFactory) -> Path:
+    """Return the session's report warehouse, building it on first use."""
+    root = factory.getbasetemp() / "report-warehouse"
+    path = root / "warehouse.duckdb"
+    if path.is_file():
+        return path
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    landing = root / "landing"
+    generate_landing(landing, users=USERS, days=DAYS, seed=3, start_date=START, settings=Settings())
+    building = root / "building.duckdb"
+    run_pipeline(Settings(), landing_dir=landing, warehouse_path=building, expectations=False)
+    building.rename(path)
+    return path
+
+
+def chromium_or_skip() -> str:
+    """Return a Chromium binary; skip without one locally, fail without one in CI (CI=true)."""
+    from attribution.exports import find_chromium
+
+    found = find_chromium()
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs Chromium for the PNG and browser tests: apt-get install chromium")
+        pytest.skip("no Chromium installed (apt-get install chromium)")
+    return found
