@@ -426,6 +426,25 @@ def test_serve_unit_runs_after_and_requires_the_prefect_server() -> None:
     assert f"PREFECT_API_URL={url}" in serve["Service.Environment"]
 
 
+def test_attribution_serve_without_a_prefect_api_url_exits_2_and_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    env = _base_env(tmp_path / "prefect-home")  # no PREFECT_API_URL
+    done = subprocess.run(
+        [str(VENV / "bin" / "attribution"), "serve", "--cron", "0 2 * * *"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert "PREFECT_API_URL is not set" in message
+    assert "prefect server start" in message
+    assert not (tmp_path / "prefect-home" / "prefect.db").exists()  # no temporary server started
+
+
 # --- pure: what `attribution serve` refuses up front -------------------------------------------
 
 
