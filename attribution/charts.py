@@ -25,12 +25,13 @@ def _numbers(frame: pl.DataFrame, column: str) -> list[Any]:
     return frame[column].cast(pl.Float64).to_list()
 
 
-def _styled(figure: go.Figure, title: str, **layout: Any) -> go.Figure:
+def _styled(figure: go.Figure, title: str, subtitle: str = "", **layout: Any) -> go.Figure:
+    text = f"{title}<br><sup>{subtitle}</sup>" if subtitle else title
     figure.update_layout(
-        title={"text": title, "x": 0.01},
+        title={"text": text, "x": 0.01},
         template="plotly_white",
         height=HEIGHT,
-        margin={"l": 60, "r": 30, "t": 70, "b": 60},
+        margin={"l": 60, "r": 30, "t": 95 if subtitle else 70, "b": 60},
         legend={"orientation": "h", "y": -0.18},
         **layout,
     )
@@ -77,7 +78,13 @@ def trends_figure(daily: pl.DataFrame) -> go.Figure:
         ("orders", "orders"),
     ):
         figure.add_trace(
-            go.Scatter(x=days["date"].to_list(), y=_numbers(days, column), mode="lines", name=name)
+            go.Scatter(
+                x=days["date"].to_list(),
+                y=_numbers(days, column),
+                mode="lines+markers",
+                marker_size=3,
+                name=name,
+            )
         )
     return _styled(figure, title, yaxis_title="count")
 
@@ -113,7 +120,8 @@ def revenue_figure(daily: pl.DataFrame, window_days: int) -> go.Figure:
         go.Scatter(
             x=x,
             y=_numbers(days, "attributed_revenue_usd"),
-            mode="lines",
+            mode="lines+markers",
+            marker_size=3,
             name="attributed (last touch)",
         )
     )
@@ -169,42 +177,66 @@ def lift_by_window_figure(lift: pl.DataFrame) -> go.Figure:
 
 
 def attributed_by_model_figure(by_model: pl.DataFrame) -> go.Figure:
-    """Attributed revenue of every rule model at every window (scope user)."""
-    title = "Attributed revenue by model and window (scope user, USD)"
+    """Attributed revenue of every rule model at every window, scopes user and product."""
+    title = "Attributed revenue by model and window (USD)"
     if by_model.is_empty():
         return _empty(title)
-    figure = go.Figure()
-    for model in RULE_MODELS:
-        part = by_model.filter(pl.col("model") == model).sort("window_days")
-        figure.add_trace(
-            go.Bar(
-                x=[f"{w} d" for w in part["window_days"].to_list()],
-                y=_numbers(part, "attributed_revenue_usd"),
-                name=model,
+    scopes = by_model["scope"].unique(maintain_order=True).to_list()
+    figure = make_subplots(rows=1, cols=len(scopes), subplot_titles=[f"scope {s}" for s in scopes])
+    palette = qualitative.Plotly
+    for col, scope in enumerate(scopes, start=1):
+        for index, model in enumerate(RULE_MODELS):
+            part = by_model.filter((pl.col("scope") == scope) & (pl.col("model") == model))
+            part = part.sort("window_days")
+            figure.add_trace(
+                go.Bar(
+                    x=[f"{w} d" for w in part["window_days"].to_list()],
+                    y=_numbers(part, "attributed_revenue_usd"),
+                    name=model,
+                    legendgroup=model,
+                    showlegend=col == 1,
+                    marker_color=palette[index % len(palette)],
+                ),
+                row=1,
+                col=col,
             )
-        )
-    return _styled(figure, title, barmode="group", yaxis_title="USD", xaxis_title="window")
+    return _styled(
+        figure,
+        title,
+        "At one scope every rule model credits the same total; they differ in which touches "
+        "get the credit (see data-driven vs rules by touch type).",
+        barmode="group",
+        yaxis_title="USD",
+    )
 
 
 def window_sensitivity_figure(by_model: pl.DataFrame) -> go.Figure:
-    """Share of the period's revenue each model credits to the assistant, by window."""
+    """Share of the period's revenue credited to the assistant by window, per scope and model."""
     title = "Window sensitivity: share of revenue credited to the assistant"
     if by_model.is_empty():
         return _empty(title)
     figure = go.Figure()
-    for model in RULE_MODELS:
-        part = by_model.filter(pl.col("model") == model).sort("window_days")
-        figure.add_trace(
-            go.Scatter(
-                x=part["window_days"].to_list(),
-                y=part["share_of_revenue"].to_list(),
-                mode="lines+markers",
-                name=model,
+    dashes = {"user": "solid", "product": "dash"}
+    for scope in by_model["scope"].unique(maintain_order=True).to_list():
+        for index, model in enumerate(RULE_MODELS):
+            part = by_model.filter((pl.col("scope") == scope) & (pl.col("model") == model))
+            part = part.sort("window_days")
+            figure.add_trace(
+                go.Scatter(
+                    x=part["window_days"].to_list(),
+                    y=part["share_of_revenue"].to_list(),
+                    mode="lines+markers",
+                    name=f"{model} ({scope})",
+                    line={
+                        "dash": dashes.get(scope, "dot"),
+                        "color": qualitative.Plotly[index % len(qualitative.Plotly)],
+                    },
+                )
             )
-        )
     return _styled(
         figure,
         title,
+        "Scope user solid, product dashed; the rule models overlap (same totals).",
         yaxis_tickformat=".0%",
         yaxis_title="share of revenue",
         xaxis_title="window (days)",
@@ -326,7 +358,8 @@ def data_driven_figure(by_touch: pl.DataFrame) -> go.Figure:
     start, end = by_touch["start_date"][0], by_touch["end_date"][0]
     return _styled(
         figure,
-        f"{title}, {window}-day window, {start} to {end} (USD)",
+        f"{title}, {window}-day window (USD)",
+        f"Whole loaded range {start} to {end} (the data-driven summary is not per period).",
         barmode="group",
         yaxis_title="USD",
     )

@@ -138,7 +138,7 @@ LIFT_FLOOR = TableFloor(
 )
 
 ATTRIBUTION_FLOOR = TableFloor(
-    keys=("window_days", "model", "lag_bucket_order", "lag_bucket", "model_version"),
+    keys=("scope", "window_days", "model", "lag_bucket_order", "lag_bucket", "model_version"),
     populations=(
         Population(users("attributed_users"), ("attributed_users", "attributed_lines")),
         Population(
@@ -244,21 +244,25 @@ def _money(expression: str) -> str:
 def _attribution_by_model_window(
     con: duckdb.DuckDBPyConnection, period: ReportPeriod, revenue_usd: float
 ) -> pl.DataFrame:
-    """Return one row per (window, rule model): attributed revenue, its share, lines, users."""
+    """Return one row per (scope, window, rule model): attributed revenue, share, lines, users.
+
+    Scopes user and product. At one scope every rule model credits the same total (credits of a
+    line sum to 1); the models differ in which touches get the credit.
+    """
     sums = ", ".join(f"{_money(model)} AS {model}" for model in RULE_MODELS)
     wide = _frame(
         con,
         f"""
-        SELECT window_days, count(DISTINCT (order_id, line_no)) AS attributed_lines,
+        SELECT scope, window_days, count(DISTINCT (order_id, line_no)) AS attributed_lines,
             {_ATTRIBUTED_USERS}, {sums}
         FROM fct_attribution
-        WHERE scope = 'user' AND order_date BETWEEN $start AND $end
-        GROUP BY window_days ORDER BY window_days
+        WHERE scope IN ('user', 'product') AND order_date BETWEEN $start AND $end
+        GROUP BY scope, window_days ORDER BY scope DESC, window_days
         """,
         {"start": period.start, "end": period.end},
     )
     long = wide.unpivot(
-        index=["window_days", "attributed_lines", "attributed_users", "attributed_buyers"],
+        index=["scope", "window_days", "attributed_lines", "attributed_users", "attributed_buyers"],
         on=list(RULE_MODELS),
         variable_name="model",
         value_name="attributed_revenue_usd",
@@ -269,6 +273,7 @@ def _attribution_by_model_window(
         else pl.lit(None, dtype=pl.Float64)
     )
     return long.with_columns(share.alias("share_of_revenue")).select(
+        "scope",
         "window_days",
         "model",
         "attributed_revenue_usd",
