@@ -130,7 +130,9 @@ def _lift_clause(
         "adjusted_lift_ci_low": low,
         "adjusted_lift_ci_high": high,
     }
-    if z is None:
+    if observed is None:
+        head = f"no conversion lift for this period yet (no complete {window_days}-day window)"
+    elif z is None:
         head = f"the observed conversion lift is {_hidden(min_users)}"
     else:
         more = "more" if z >= 0 else "less"
@@ -138,8 +140,10 @@ def _lift_clause(
             f"users of the assistant were {abs(z):.1%} {more} likely to buy within "
             f"{window_days} days"
         )
+    if adjusted is None:
+        return (head if observed is None else f"{head} (no adjusted estimate)"), figures
     if w is None:
-        adjusted_text = "adjusted: " + _hidden(min_users) if adjusted else "no adjusted estimate"
+        adjusted_text = f"adjusted: {_hidden(min_users)}"
     elif low is None or high is None:
         adjusted_text = f"adjusted: {pct(w)}"
     else:
@@ -178,9 +182,12 @@ def _impact_clause(impact: pl.DataFrame, min_users: int) -> tuple[str, str, dict
         "annualised_impact_ci_low": low,
         "annualised_impact_ci_high": high,
     }
+    if row is None:
+        note = "No downstream impact estimate for this period yet (no complete window)."
+        return "no downstream impact estimate yet", note, figures
     if v is None:
         return f"downstream impact {_hidden(min_users)}", f"Downstream impact: {source}.", figures
-    interval = f" (95% interval {usd(low)} to {usd(high)})" if low is not None else ""
+    interval = f" (95% interval {usd(low)} to {usd(high)})" if None not in (low, high) else ""
     note = (
         f"Downstream impact comes from {source}: incremental revenue per day of the period "
         f"x 365 = {usd(v)} a year{interval}."

@@ -355,3 +355,65 @@ def test_lag_buckets_agree_with_the_lag_mart(warehouse, tmp_path):
         == mart.select("window_days", "lag_bucket_order", "lag_bucket").rows()
     )
     assert lag["attributed_lines"].to_list() == mart["lines"].to_list()
+
+
+# --- headline on hand-made rows -----------------------------------------------------------------
+
+
+def _tiny_headline(users_ytd, lift_rows, impact_rows, complete=False):
+    import polars as pl
+
+    from attribution.headline import headline
+
+    period = clip_period(parse_period("2026-08"), date(2025, 6, 1), date(2026, 8, 4))
+    lift_schema = {m: pl.Float64 for m in ("lift", "lift_ci_low", "lift_ci_high")}
+    impact_schema = {
+        m: pl.Float64
+        for m in ("run_rate_usd", "run_rate_ci_low", "run_rate_ci_high", "attributed_revenue_usd")
+    }
+    keys = {"method": pl.String, "experiment_id": pl.String}
+    return headline(
+        monthly_segments=pl.DataFrame(
+            {
+                "month": [date(2026, 8, 1)],
+                "segment": ["all"],
+                "is_complete": [complete],
+                "users_ytd": [users_ytd],
+            }
+        ),
+        lift_by_method=pl.DataFrame(lift_rows, schema={**keys, **lift_schema}),
+        impact=pl.DataFrame(impact_rows, schema={**keys, **impact_schema}),
+        period=period,
+        data_start=date(2025, 6, 1),
+        window_days=7,
+        min_users=50,
+    )
+
+
+def test_headline_of_a_period_without_complete_windows_says_so():
+    top = _tiny_headline(200, [], [])
+    assert top.sentences[0] == (
+        "200 users used the assistant this year; monthly growth not available yet (no complete "
+        "month); no conversion lift for this period yet (no complete 7-day window); no "
+        "downstream impact estimate yet."
+    )
+
+
+def test_headline_writes_suppressed_values_as_not_shown():
+    lift = [
+        {"method": "observed", "lift": None},
+        {"method": "adjusted", "lift": 0.1, "lift_ci_low": -0.05, "lift_ci_high": 0.25},
+    ]
+    impact = [
+        {"method": "adjusted", "run_rate_usd": 1200.0, "run_rate_ci_low": -50.0},
+        {"method": "experiment", "experiment_id": "x1", "run_rate_usd": None},
+    ]
+    top = _tiny_headline(None, lift, impact)
+    first = top.sentences[0]
+    assert first.startswith("Users (not shown: fewer than 50 users) used the assistant")
+    assert (
+        "the observed conversion lift is not shown: fewer than 50 users (adjusted: +10.0%" in first
+    )
+    assert first.endswith("downstream impact $1,200 a year.")
+    assert "experiment is not shown: fewer than 50 users in an arm" in top.sentences[2]
+    assert top.figures["impact_method"] == "adjusted"
