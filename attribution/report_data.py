@@ -401,6 +401,20 @@ def _lift_rows(con: duckdb.DuckDBPyConnection, spec: PeriodSpec) -> pl.DataFrame
     )
 
 
+def _attributed_buyers(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, window_days: int
+) -> int:
+    """Return the distinct buyers with last-touch attributed revenue in [start, end]."""
+    return int(
+        con.execute(
+            "SELECT count(DISTINCT user_id) FROM fct_attribution WHERE scope = 'user' "
+            "AND window_days = $window AND last_touch > 0 AND line_revenue_usd > 0 "
+            "AND order_date BETWEEN $start AND $end",
+            {"start": start, "end": end, "window": window_days},
+        ).fetchall()[0][0]
+    )
+
+
 def _impact(
     con: duckdb.DuckDBPyConnection, spec: PeriodSpec, window_days: int, lift: pl.DataFrame
 ) -> pl.DataFrame:
@@ -408,22 +422,14 @@ def _impact(
     impact = downstream_impact(con, window_days, spec.lift_grain)
     if spec.first_day is not None:
         impact = impact.filter(pl.col("period_start").is_between(spec.first_day, spec.last_day))
-    if impact.is_empty():
-        return impact
     groups = lift.filter((pl.col("segment") == "all") & (pl.col("window_days") == window_days))
-    ranges = impact.select("period_start", "period_end").unique().rows()
-    buyers = pl.concat(
+    buyers = pl.DataFrame(
         [
-            _frame(
-                con,
-                "SELECT $start AS period_start, $end AS period_end, "
-                "count(DISTINCT user_id) AS attributed_buyers FROM fct_attribution "
-                "WHERE scope = 'user' AND window_days = $window AND last_touch > 0 "
-                "AND line_revenue_usd > 0 AND order_date BETWEEN $start AND $end",
-                {"start": start, "end": end, "window": window_days},
-            )
-            for start, end in ranges
-        ]
+            (start, end, _attributed_buyers(con, start, end, window_days))
+            for start, end in impact.select("period_start", "period_end").unique().rows()
+        ],
+        schema={"period_start": pl.Date, "period_end": pl.Date, "attributed_buyers": pl.Int64},
+        orient="row",
     )
     return (
         impact.join(

@@ -417,3 +417,13 @@ def test_headline_writes_suppressed_values_as_not_shown():
     assert first.endswith("downstream impact $1,200 a year.")
     assert "experiment is not shown: fewer than 50 users in an arm" in top.sentences[2]
     assert top.figures["impact_method"] == "adjusted"
+
+
+def test_a_period_without_complete_windows_is_reported_with_empty_lift_tables(warehouse, tmp_path):
+    import polars as pl
+
+    result = write_report(warehouse, tmp_path / "aug", Settings(report_png="never"), "2026-08")
+    assert (result.period_start, result.period_end) == ("2026-08-01", "2026-08-04")
+    impact = pl.read_parquet(result.index_html.parent / "data" / "downstream_impact.parquet")
+    assert impact.is_empty() and "attributed_buyers" in impact.columns
+    assert "no conversion lift for this period yet" in result.headline[0]
