@@ -520,7 +520,7 @@ def lift(
     ] = None,
     window: Annotated[int, typer.Option("--window", help="Conversion window in days.")] = 7,
     period: Annotated[
-        str, typer.Option("--period", help="Period grain: all, month, week or day.")
+        str, typer.Option("--period", help="Period grain: all, year, month, week or day.")
     ] = "all",
     start: Annotated[
         str | None, typer.Option("--start", help="Only periods starting on/after this date.")
@@ -529,11 +529,16 @@ def lift(
     """Print each method's conversion lift with its 95% interval, the observed-vs-adjusted gap
     and the covariate-balance verdict."""
 
-    from attribution.lift import balance_verdict, downstream_impact, pooled_lift_by_method
+    from attribution.lift import (
+        GRAINS,
+        balance_verdict,
+        downstream_impact,
+        pooled_lift_by_method,
+    )
     from attribution.warehouse import table_exists
 
-    if period not in ("all", "month", "week", "day"):
-        errors.print(f"[red]Unknown period {period!r}:[/red] use all, month, week or day")
+    if period not in GRAINS:
+        errors.print(f"[red]Unknown period {period!r}:[/red] use {', '.join(GRAINS)}")
         raise typer.Exit(2)
     con = _open_warehouse(warehouse)
     try:

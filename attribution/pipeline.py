@@ -541,7 +541,9 @@ class PipelineRun:
         for stage in stages:
             self.reporter.start(stage, sum(1 for m in todo if _stage_of(m) == stage))
         started = time.perf_counter()
-        for model, rows in run_models(con, self.settings, window.start, window.end, layers):
+        for model, rows in run_models(
+            con, self.settings, window.start, window.end, layers, rebuild=window.full
+        ):
             stage = _stage_of(model)
             figures = s.stages.setdefault(stage, StageFigures())
             now = time.perf_counter()
@@ -710,6 +712,7 @@ def _report_json(result: Any) -> dict[str, Any]:
         if isinstance(suppressed, dict)
         else int(suppressed),
         "png_note": getattr(result, "png_note", None),
+        "headline": [str(line) for line in getattr(result, "headline", []) or []],
     }
 
 

@@ -175,16 +175,27 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 def run_model(
-    con: duckdb.DuckDBPyConnection, model: Model, parameters: Mapping[str, Any]
+    con: duckdb.DuckDBPyConnection,
+    model: Model,
+    parameters: Mapping[str, Any],
+    *,
+    rebuild: bool = False,
 ) -> int | None:
-    """Materialise one model; return the rows written for tables (None for views)."""
+    """Materialise one model; return the rows written for tables (None for views).
+
+    ``rebuild`` (a full build) replaces an incremental model's whole table instead of its
+    window: the same rows, and a model whose columns changed gets its new schema. A name that
+    exists as the other kind (a table that became a view, or the reverse) is dropped first.
+    """
     params = bound_parameters(model.sql, parameters)
     if model.materialized == "view":
         if params:
             raise ValueError(f"{model.path}: a view cannot bind parameters {sorted(params)}")
+        _drop_other_kind(con, model.name, keep="VIEW")
         con.execute(f'CREATE OR REPLACE VIEW "{model.name}" AS {model.sql}')
         return None
-    if model.materialized == "table":
+    if model.materialized == "table" or rebuild:
+        _drop_other_kind(con, model.name, keep="BASE TABLE")
         con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.sql}', params)
         return _count(con, model.name)
     # incremental: replace the output window (whole months for by-month models) atomically
@@ -203,6 +214,18 @@ def run_model(
         con.execute(f'INSERT INTO "{model.name}" {model.sql}', params)
         written = _count(con, model.name) - before
     return written
+
+
+def _drop_other_kind(con: duckdb.DuckDBPyConnection, name: str, *, keep: str) -> None:
+    """Drop ``name`` if it exists as the other kind of relation than ``keep`` (VIEW/BASE TABLE)."""
+    kind = scalar(
+        con,
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
+        "AND table_name = ?",
+        [name],
+    )
+    if kind is not None and kind != keep:
+        con.execute(f'DROP {"VIEW" if kind == "VIEW" else "TABLE"} "{name}"')
 
 
 _OPEN_TRANSACTIONS: set[int] = set()  # id() of connections inside an atomic() block
@@ -243,12 +266,15 @@ def run_models(
     start_date: date,
     end_date: date,
     layers: tuple[str, ...] = LAYERS,
+    *,
+    rebuild: bool = False,
 ) -> Iterator[tuple[Model, int | None]]:
-    """Run every model for the window, yielding (model, rows written) as each finishes."""
+    """Run every model for the window, yielding (model, rows written) as each finishes;
+    ``rebuild`` replaces incremental tables whole (a full build over every day of data)."""
     write_config_tables(con, settings)
     parameters = model_parameters(settings, start_date, end_date)
     for model in models(layers):
-        yield model, run_model(con, model, parameters)
+        yield model, run_model(con, model, parameters, rebuild=rebuild)
 
 
 def run_audits(

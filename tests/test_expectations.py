@@ -113,7 +113,7 @@ def test_large_batches_are_sampled_deterministically(
     assert "sample of 7" in first.render()
     sample_sql = _batch_sql(SOURCES["interactions"], 7)
     picks = [
-        sorted(r[0] for r in con.execute(sample_sql, {"run_id": "run1"}).fetchall())
+        sorted(r[0] for r in con.execute(sample_sql, {"run_ids": ["run1"]}).fetchall())
         for _ in range(2)
     ]
     assert picks[0] == picks[1] and len(picks[0]) == 7

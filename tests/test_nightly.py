@@ -318,3 +318,32 @@ def test_plan_is_empty_without_data_and_full_without_a_published_build(tmp_path:
     ensure_runs_table(con)
     assert plan_build_window(con, SETTINGS, full=False, version="v") is None
     con.close()
+
+
+def test_a_warehouse_of_an_earlier_release_is_upgraded_by_a_full_rebuild(
+    late_landing: Landing, tmp_path: Path
+) -> None:
+    warehouse, fresh = tmp_path / "w.duckdb", tmp_path / "fresh.duckdb"
+    for day in DAYS[:4]:
+        night(warehouse, late_landing, day)
+    con = connect(warehouse)
+    # what the earlier release left: kpi_daily a table, lift rows without the user counts
+    con.execute("CREATE TABLE kpi_daily_old AS SELECT * FROM kpi_daily")
+    con.execute("DROP VIEW kpi_daily")
+    con.execute("ALTER TABLE kpi_daily_old RENAME TO kpi_daily")
+    con.execute("ALTER TABLE fct_conversion_lift DROP COLUMN n_engaged_users")
+    con.execute("UPDATE _runs SET code_version = '0.1.0+earlier'")
+    con.close()
+
+    summary = night(warehouse, late_landing, DAYS[4])
+
+    assert summary.start_date == FIRST and "code changed" in summary.window_reason
+    run_pipeline(
+        SETTINGS,
+        landing_dir=late_landing.root,
+        warehouse_path=fresh,
+        start_date=DAYS[0],
+        end_date=DAYS[4],
+        expectations=False,
+    )
+    assert differing_tables(warehouse_digests(fresh), warehouse_digests(warehouse)) == []
