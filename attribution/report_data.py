@@ -476,6 +476,29 @@ def _balance_summary(con: duckdb.DuckDBPyConnection, spec: PeriodSpec, window_da
     )
 
 
+# KPI table -> (time column, tie-break column, grain of the time column)
+KPI_TABLES: dict[str, tuple[str, str, str]] = {
+    "kpi_daily": ("date", "marketplace", "day"),
+    "kpi_daily_segments": ("date", "segment", "day"),
+    "kpi_monthly": ("month", "marketplace", "month"),
+    "kpi_monthly_segments": ("month", "segment", "month"),
+}
+
+
+def _kpi_rows(con: duckdb.DuckDBPyConnection, table: str, period: ReportPeriod) -> pl.DataFrame:
+    """Return every row of a KPI table in the period (whole months for monthly tables)."""
+    column, tie_break, grain = KPI_TABLES[table]
+    bounds = (
+        (period.start, period.end) if grain == "day" else (period.first_month, period.last_month)
+    )
+    return _frame(
+        con,
+        f'SELECT * FROM "{table}" WHERE "{column}" BETWEEN $first AND $last '
+        f'ORDER BY "{column}", "{tie_break}"',
+        {"first": bounds[0], "last": bounds[1]},
+    )
+
+
 def _data_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date]:
     row = con.execute(
         'SELECT min("date"), max("date") FROM kpi_daily_segments WHERE segment = \'all\''
@@ -498,34 +521,7 @@ def read_report_frames(
     data_start, data_end = _data_range(con)
     period = clip_period(spec, data_start, data_end)
     window = settings.kpi_window_days
-    days = {"start": period.start, "end": period.end}
-    months = {"first": period.first_month, "last": period.last_month}
-    tables: dict[str, pl.DataFrame] = {
-        "kpi_daily": _frame(
-            con,
-            'SELECT * FROM kpi_daily WHERE "date" BETWEEN $start AND $end '
-            'ORDER BY "date", marketplace',
-            days,
-        ),
-        "kpi_daily_segments": _frame(
-            con,
-            'SELECT * FROM kpi_daily_segments WHERE "date" BETWEEN $start AND $end '
-            'ORDER BY "date", segment',
-            days,
-        ),
-        "kpi_monthly": _frame(
-            con,
-            'SELECT * FROM kpi_monthly WHERE "month" BETWEEN $first AND $last '
-            'ORDER BY "month", marketplace',
-            months,
-        ),
-        "kpi_monthly_segments": _frame(
-            con,
-            'SELECT * FROM kpi_monthly_segments WHERE "month" BETWEEN $first AND $last '
-            'ORDER BY "month", segment',
-            months,
-        ),
-    }
+    tables = {table: _kpi_rows(con, table, period) for table in KPI_TABLES}
     lift = _lift_rows(con, spec)
     overall = pl.col("segment") == "all"
     tables["lift_by_method"] = lift.filter(overall & (pl.col("window_days") == window))
