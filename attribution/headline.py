@@ -88,18 +88,24 @@ def _growth_clause(
         return "monthly growth not available yet (no complete month)", note, {}
     row = complete.row(complete.height - 1, named=True)
     month: date = row["month"]
-    year_ago = add_months(month, -12)
-    if year_ago >= data_start.replace(day=1):
+    year_ago, month_ago = add_months(month, -12), add_months(month, -1)
+    first_month = data_start.replace(day=1)
+    if year_ago >= first_month:
         basis, mau, queries = "year over year", row["mau_growth_yoy"], row["query_growth_yoy"]
-        compared = add_months(month, -12)
-        why = ""
-    else:
+        compared, why = year_ago, ""
+    elif month_ago >= first_month:
         basis, mau, queries = "month over month", row["mau_growth_mom"], row["query_growth_mom"]
-        compared = add_months(month, -1)
+        compared = month_ago
         why = (
             f" Year over year is not available: it needs {_month_name(year_ago)}, and the data "
             f"start on {data_start.isoformat()}."
         )
+    else:
+        note = (
+            f"Growth is left out: {_month_name(month)}, the latest complete month, is the first "
+            f"month of data (the data start on {data_start.isoformat()})."
+        )
+        return "monthly growth not available yet (no earlier month)", note, {}
     figures = {
         "growth_basis": "yoy" if basis == "year over year" else "mom",
         "growth_month": month.isoformat(),

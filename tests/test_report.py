@@ -427,3 +427,33 @@ def test_a_period_without_complete_windows_is_reported_with_empty_lift_tables(wa
     impact = pl.read_parquet(result.index_html.parent / "data" / "downstream_impact.parquet")
     assert impact.is_empty() and "attributed_buyers" in impact.columns
     assert "no conversion lift for this period yet" in result.headline[0]
+
+
+def test_growth_needs_an_earlier_month():
+    import polars as pl
+
+    from attribution.headline import headline
+
+    period = clip_period(parse_period("all"), date(2026, 9, 1), date(2026, 10, 30))
+    monthly = pl.DataFrame(
+        {
+            "month": [date(2026, 9, 1), date(2026, 10, 1)],
+            "segment": ["all", "all"],
+            "is_complete": [True, False],
+            "users_ytd": [900, 1000],
+            "mau_growth_mom": [None, 0.1],
+            "query_growth_mom": [None, 0.2],
+        }
+    )
+    empty = pl.DataFrame(schema={"method": pl.String, "experiment_id": pl.String})
+    top = headline(
+        monthly_segments=monthly,
+        lift_by_method=empty.with_columns(lift=None),
+        impact=empty.with_columns(run_rate_usd=None),
+        period=period,
+        data_start=date(2026, 9, 1),
+        window_days=7,
+        min_users=50,
+    )
+    assert "monthly growth not available yet (no earlier month)" in top.sentences[0]
+    assert "September 2026, the latest complete month, is the first month" in top.sentences[1]
