@@ -191,3 +191,12 @@ def test_browser_path_points_at_the_binary(monkeypatch, tmp_path):
     assert exports.find_chromium() == str(fake)
     monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "missing"))
     assert exports.find_chromium() != str(tmp_path / "missing")
+
+
+def test_a_report_folder_of_the_earlier_layout_is_replaced(warehouse, tmp_path):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "index.html").write_text("<html>old</html>")
+    (out / "kpi_daily.csv").write_text("date\n")
+    write_report(warehouse, out, SETTINGS, period="2026-03")
+    assert not (out / "kpi_daily.csv").exists() and (out / "manifest.json").is_file()
