@@ -172,8 +172,8 @@ def test_served_deployment_is_scheduled_and_runs_on_a_real_prefect_server(tmp_pa
     landing = _tiny_landing(tmp_path / "landing", [day])
     warehouse, report = tmp_path / "warehouse.duckdb", tmp_path / "report"
     env = _base_env(tmp_path / "prefect-home")
-    api_url = f"http://127.0.0.1:{_free_port()}/api"
-    port = api_url.split(":")[2].split("/")[0]
+    port = str(_free_port())
+    api_url = f"http://127.0.0.1:{port}/api"
     server_env = {**env, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
     server_cmd = [sys.executable, "-m", "prefect", "server", "start"]
     server_cmd += ["--host", "127.0.0.1", "--port", port, "--no-ui"]
