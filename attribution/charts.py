@@ -25,6 +25,11 @@ def _numbers(frame: pl.DataFrame, column: str) -> list[Any]:
     return frame[column].cast(pl.Float64).to_list()
 
 
+def _month_labels(frame: pl.DataFrame) -> list[str]:
+    """Return months as category labels (``Sep 2026``): one bar per month, not a date range."""
+    return frame["month"].dt.strftime("%b %Y").to_list()
+
+
 def _styled(figure: go.Figure, title: str, subtitle: str = "", **layout: Any) -> go.Figure:
     text = f"{title}<br><sup>{subtitle}</sup>" if subtitle else title
     figure.update_layout(
@@ -96,7 +101,7 @@ def monthly_trends_figure(monthly: pl.DataFrame) -> go.Figure:
     if months.is_empty():
         return _empty(title)
     figure = make_subplots(specs=[[{"secondary_y": True}]])
-    x = months["month"].to_list()
+    x = _month_labels(months)
     figure.add_trace(go.Bar(x=x, y=_numbers(months, "mau"), name="monthly active users"))
     figure.add_trace(
         go.Scatter(x=x, y=_numbers(months, "queries"), mode="lines+markers", name="queries"),
@@ -312,7 +317,7 @@ def marketplaces_figure(monthly: pl.DataFrame) -> go.Figure:
     palette = qualitative.Plotly
     for index, market in enumerate(markets["segment_value"].unique().sort().to_list()):
         part = markets.filter(pl.col("segment_value") == market)
-        x, color = part["month"].to_list(), palette[index % len(palette)]
+        x, color = _month_labels(part), palette[index % len(palette)]
         figure.add_trace(
             go.Bar(
                 x=x,
