@@ -381,7 +381,7 @@ def serve(
         schedule_cron=cron,
         schedule_timezone=timezone,
     )
-    from flows.serve import check_serve_preconditions, serve_nightly
+    from flows.serve import ServeError, check_serve_preconditions, serve_nightly
 
     problem = check_serve_preconditions(
         cron=settings.schedule_cron, timezone=settings.schedule_timezone
@@ -394,14 +394,18 @@ def serve(
         f"({settings.schedule_timezone}); Ctrl-C to stop.",
         markup=False,
     )
-    serve_nightly(
-        cron=settings.schedule_cron,
-        timezone=settings.schedule_timezone,
-        landing_dir=str(settings.landing_dir.resolve()),
-        warehouse_path=str(settings.warehouse_path.resolve()),
-        report_dir=str(settings.report_dir.resolve()),
-        name=name,
-    )
+    try:
+        serve_nightly(
+            cron=settings.schedule_cron,
+            timezone=settings.schedule_timezone,
+            landing_dir=str(settings.landing_dir.resolve()),
+            warehouse_path=str(settings.warehouse_path.resolve()),
+            report_dir=str(settings.report_dir.resolve()),
+            name=name,
+        )
+    except ServeError as exc:
+        errors.print(f"[red]Cannot serve:[/red] {exc}", markup=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()

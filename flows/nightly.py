@@ -4,18 +4,28 @@
 change (``attribution.pipeline.plan_build_window``), runs the publishing gate, publishes the
 tables and the report. ``backfill(start, end)`` does the same over a range of partitions. A run
 date is ``YYYY-MM-DD``, ``yesterday`` or ``today`` (in ``schedule_timezone``); None means
-yesterday, which is what the served deployment's scheduled runs use.
+yesterday, which is what the served deployment's scheduled runs use: the day before the run's
+*scheduled* start, so a run that starts late (a busy worker, a restart) still processes the night
+it was scheduled for.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from attribution.config import load_settings
 from attribution.run_dates import resolve_run_date
 from flows.pipeline import make_run, run_stages
+
+
+def scheduled_start() -> datetime | None:
+    """Return this flow run's scheduled start time (now for a run started by hand)."""
+    moment = flow_run.scheduled_start_time
+    return moment if isinstance(moment, datetime) else None
 
 
 @flow(name="attribution-nightly")
@@ -30,7 +40,7 @@ def nightly(
     settings = load_settings(
         landing_dir=landing_dir, warehouse_path=warehouse_path, report_dir=report_dir
     )
-    day = resolve_run_date(run_date, settings.schedule_timezone)
+    day = resolve_run_date(run_date, settings.schedule_timezone, now=scheduled_start())
     run = make_run(
         settings,
         mode="nightly",

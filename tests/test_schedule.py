@@ -21,7 +21,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -234,9 +234,13 @@ def test_served_deployment_is_scheduled_and_runs_on_a_real_prefect_server(tmp_pa
             local = [t.astimezone(ZoneInfo("Europe/Berlin")) for t in starts]
             assert {(t.hour, t.minute) for t in local} == {(2, 0)}
 
+            # A run scheduled for 02:00 Berlin on 2024-02-02 that starts (much) later, as a
+            # scheduled run does after downtime: no run_date, so it processes the night it was
+            # scheduled for (yesterday of its scheduled start), not yesterday of today.
             flow_run = run_deployment(
                 "attribution-nightly/nightly",
-                parameters={"run_date": day},
+                parameters={},
+                scheduled_time=datetime(2024, 2, 2, 1, 0, tzinfo=UTC),
                 timeout=RUN_TIMEOUT_S,
                 poll_interval=1,
                 as_subflow=False,
