@@ -6,8 +6,10 @@ import json
 import re
 
 import pytest
+from digests import table_digest
 from typer.testing import CliRunner
 
+from attribution.charts import CHARTS
 from attribution.cli import app
 from attribution.stats import ratio_lift_interval
 from attribution.warehouse import connect
@@ -20,16 +22,10 @@ TABLES = (
     "fct_attribution_by_touch_type",
     "fct_conversion_lift",
     "kpi_daily",
+    "kpi_daily_segments",
+    "kpi_monthly_segments",
     "quarantine",
 )
-
-
-def table_digest(con, table: str) -> tuple[int, str]:
-    """Row count and an order-independent digest of a table's contents."""
-    row = con.execute(
-        f"SELECT count(*), coalesce(sum(hash(t)), 0)::VARCHAR FROM {table} AS t"
-    ).fetchall()[0]
-    return int(row[0]), row[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +57,23 @@ def test_demo_builds_warehouse_and_report(demo):
     output, cwd = demo
     assert "Warehouse:" in output and "Report:" in output
     con = connect(f"{cwd}/warehouse.duckdb", read_only=True)
-    for table in TABLES[:-1]:
-        assert table_digest(con, table)[0] > 0, table
+    try:
+        for table in TABLES[:-1]:
+            assert table_digest(con, table)[0] > 0, table
+    finally:
+        con.close()
     page = (cwd / "report" / "index.html").read_text(encoding="utf-8")
-    assert len(re.findall(r'data-chart="', page)) == 9
+    assert re.findall(r'data-chart="([a-z_]+)"', page) == list(CHARTS)
     assert "Adjusted for who chooses to use the assistant" in page
     assert "Randomised holdout experiment exp_assistant_holdout" in page
     # every attribution model is shown: the five rules and the data-driven model
     for model in ("first_touch", "last_touch", "linear", "time_decay", "position_based"):
         assert model in page
     assert "data_driven (Markov)" in page
-    con.close()
+    manifest = json.loads((cwd / "report" / "manifest.json").read_text())
+    kpi = ("kpi_daily", "kpi_monthly", "kpi_daily_segments", "kpi_monthly_segments")
+    for table in kpi:
+        assert manifest["tables"][table]["csv"] and manifest["tables"][table]["parquet"], table
 
 
 def test_nothing_is_lost_against_the_planted_truth(demo):
@@ -120,6 +122,8 @@ def test_rerun_changes_nothing(demo):
             f"{cwd}/demo-landing",
             "--warehouse",
             f"{cwd}/warehouse.duckdb",
+            "--out",
+            f"{cwd}/report",
             "--quiet",
             "--no-expectations",
         ],
