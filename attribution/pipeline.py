@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,10 @@ from typing import Any
 import duckdb
 
 from attribution import __version__
+from attribution.build_window import BuildWindow, plan_build_window
 from attribution.config import Settings
 from attribution.progress import Reporter, as_reporter
+from attribution.run_log import ensure_runs_table, record_run, unpublished_run_ids
 from attribution.warehouse import (
     Model,
     atomic,
@@ -107,17 +109,6 @@ class StageFigures:
         return {"rows_in": self.rows_in, "rows_out": self.rows_out, "seconds": self.seconds}
 
 
-@dataclass(frozen=True)
-class BuildWindow:
-    """The output window a build rebuilds, the first day of data, and why."""
-
-    start: date
-    end: date
-    data_start: date
-    full: bool
-    reason: str
-
-
 @dataclass
 class RunSummary:
     """What one pipeline run did: partitions, window, rows per stage, gate, publish, outcome."""
@@ -178,53 +169,6 @@ def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
 
-# --- _runs ------------------------------------------------------------------------------------
-
-RUNS_DDL = """
-CREATE TABLE IF NOT EXISTS _runs (
-    run_id VARCHAR PRIMARY KEY,
-    started_at TIMESTAMP,
-    finished_at TIMESTAMP,
-    mode VARCHAR,
-    run_date DATE,
-    start_date DATE,
-    end_date DATE,
-    settings_hash VARCHAR,
-    code_version VARCHAR,
-    rows_read BIGINT,
-    rows_loaded BIGINT,
-    duplicates BIGINT,
-    quarantined BIGINT,
-    model_rows VARCHAR,
-    audits VARCHAR,
-    expectations VARCHAR,
-    stage_seconds VARCHAR,
-    outcome VARCHAR,
-    message VARCHAR
-)
-"""
-# Columns added after the first release (ALTER TABLE ... ADD COLUMN IF NOT EXISTS on open).
-RUNS_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("first_date", "DATE"),
-    ("last_date", "DATE"),
-    ("window_reason", "VARCHAR"),
-    ("stages", "VARCHAR"),
-    ("gate", "VARCHAR"),
-    ("published", "BOOLEAN"),
-    ("report_path", "VARCHAR"),
-    ("suppressed_cells", "BIGINT"),
-)
-# A run's tables were published: its build committed (old rows: a succeeded run).
-PUBLISHED_RUNS_SQL = "SELECT run_id FROM _runs WHERE coalesce(published, outcome = 'succeeded')"
-
-
-def ensure_runs_table(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``_runs`` if absent and add the columns later releases introduced."""
-    con.execute(RUNS_DDL)
-    for name, sql_type in RUNS_ADDED_COLUMNS:
-        con.execute(f"ALTER TABLE _runs ADD COLUMN IF NOT EXISTS {name} {sql_type}")
-
-
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """Return the package version plus a digest of the library's Python and SQL sources."""
@@ -239,131 +183,6 @@ def code_version() -> str:
         digest.update(name.encode())
         digest.update(path.read_bytes())
     return f"{__version__}+{digest.hexdigest()[:12]}"
-
-
-# --- what to rebuild --------------------------------------------------------------------------
-
-
-def data_date_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date] | None:
-    """Return the first and last UTC date with interactions, visits or orders (None if empty)."""
-    row = con.execute(
-        """
-        SELECT min(d), max(d) FROM (
-            SELECT cast(ts AS DATE) AS d FROM raw_interactions
-            UNION ALL SELECT cast(ts AS DATE) FROM raw_visits
-            UNION ALL SELECT cast(ts AS DATE) FROM raw_orders
-        )
-        """
-    ).fetchall()[0]
-    if row[0] is None:
-        return None
-    return row[0], row[1]
-
-
-@dataclass(frozen=True)
-class PublishedBuild:
-    """The last build that was published: its settings, code and the end of its window."""
-
-    run_id: str
-    settings_hash: str
-    code_version: str
-    end_date: date
-
-
-def last_published_build(con: duckdb.DuckDBPyConnection) -> PublishedBuild | None:
-    """Return the most recent published build recorded in ``_runs`` (None if there is none)."""
-    rows = con.execute(
-        "SELECT run_id, settings_hash, code_version, end_date FROM _runs "
-        "WHERE coalesce(published, outcome = 'succeeded') AND end_date IS NOT NULL "
-        "ORDER BY finished_at DESC, run_id DESC LIMIT 1"
-    ).fetchall()
-    return PublishedBuild(*rows[0]) if rows else None
-
-
-def unpublished_run_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Return the loads whose rows no published build has covered yet (sorted)."""
-    from attribution.contract import SOURCES
-
-    unions = " UNION ".join(f"SELECT DISTINCT _run_id FROM {s.raw_table}" for s in SOURCES.values())
-    rows = con.execute(
-        f"SELECT _run_id FROM ({unions}) WHERE _run_id NOT IN ({PUBLISHED_RUNS_SQL}) ORDER BY 1"
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def earliest_unpublished_date(con: duckdb.DuckDBPyConnection) -> tuple[date | None, bool]:
-    """Return the earliest day that rows not yet published can change, and whether a new
-    products catalogue was loaded (it changes the brand/category scope of every line).
-
-    An interaction can extend a session that started the day before, hence ``- 1``.
-    """
-    not_published = f"_run_id NOT IN ({PUBLISHED_RUNS_SQL})"
-    earliest = scalar(
-        con,
-        f"""
-        SELECT min(d) FROM (
-            SELECT cast(min(ts) AS DATE) - 1 AS d FROM raw_interactions WHERE {not_published}
-            UNION ALL SELECT cast(min(ts) AS DATE) FROM raw_visits WHERE {not_published}
-            UNION ALL SELECT cast(min(ts) AS DATE) FROM raw_orders WHERE {not_published}
-            UNION ALL SELECT min("date") FROM raw_fx_rates WHERE {not_published}
-        )
-        """,
-    )
-    products = scalar(con, f"SELECT count(*) FROM raw_products WHERE {not_published}")
-    return earliest, bool(products)
-
-
-def plan_build_window(
-    con: duckdb.DuckDBPyConnection, settings: Settings, *, full: bool, version: str
-) -> BuildWindow | None:
-    """Return what a build must rebuild so that its tables equal a full rebuild's (None: no data).
-
-    Incremental: from the earliest day the unpublished rows can change, or the day after the
-    last published build's window (conversion windows that close now), minus the largest window
-    (attribution lookback, conversion lookahead), through the last day of data. A full rebuild
-    when asked, on the first build, or when the settings, the code or the products catalogue
-    changed since the last published build.
-    """
-    span = data_date_range(con)
-    if span is None:
-        return None
-    data_start, data_end = span
-
-    def everything(reason: str) -> BuildWindow:
-        return BuildWindow(data_start, data_end, data_start, True, reason)
-
-    if full:
-        return everything("full run: every day rebuilt")
-    last = last_published_build(con)
-    if last is None:
-        return everything("first build of this warehouse: every day rebuilt")
-    if last.settings_hash != settings.settings_hash():
-        return everything(
-            f"settings changed since the last published build ({last.settings_hash} -> "
-            f"{settings.settings_hash()}): every day rebuilt"
-        )
-    if last.code_version != version:
-        return everything(
-            f"code changed since the last published build ({last.code_version} -> {version}): "
-            "every day rebuilt"
-        )
-    earliest, products_changed = earliest_unpublished_date(con)
-    if products_changed:
-        return everything("a products catalogue was loaded (brand/category scopes): every day")
-    lookback = timedelta(days=settings.max_window_days)
-    changed_from = last.end_date + timedelta(days=1)
-    if earliest is not None:
-        changed_from = min(changed_from, earliest)
-    start = min(max(data_start, changed_from - lookback), data_end)
-    why = f"new rows change days from {earliest}" if earliest else "no new rows"
-    return BuildWindow(
-        start,
-        data_end,
-        data_start,
-        False,
-        f"{why}; last published window ended {last.end_date}; restating from {start} "
-        f"({settings.max_window_days} days of lookback) through {data_end}",
-    )
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -630,52 +449,37 @@ class PipelineRun:
     def record(self) -> None:
         """Write this run's row into ``_runs`` (window, settings hash, code version, stages)."""
         s = self.summary
+        values = {
+            "run_id": s.run_id,
+            "started_at": self.started,
+            "finished_at": datetime.now(UTC).replace(tzinfo=None),
+            "mode": s.mode,
+            "run_date": s.run_date,
+            "first_date": s.first_date,
+            "last_date": s.last_date,
+            "start_date": s.start_date,
+            "end_date": s.end_date,
+            "window_reason": s.window_reason,
+            "settings_hash": s.settings_hash,
+            "code_version": s.code_version,
+            "rows_read": s.ingest.get("rows_read", 0),
+            "rows_loaded": s.ingest.get("rows_loaded", 0),
+            "duplicates": s.ingest.get("duplicates", 0),
+            "quarantined": s.ingest.get("quarantined", 0),
+            "model_rows": json.dumps(s.model_rows, sort_keys=True),
+            "stages": json.dumps({k: v.as_json() for k, v in s.stages.items()}, sort_keys=True),
+            "stage_seconds": json.dumps(s.stage_seconds, sort_keys=True),
+            "audits": json.dumps(s.audits, sort_keys=True),
+            "expectations": s.expectations,
+            "gate": s.gate,
+            "published": s.published,
+            "report_path": s.report.get("index_html"),
+            "suppressed_cells": s.report.get("suppressed_cells"),
+            "outcome": s.outcome,
+            "message": s.message,
+        }
         with self._connection() as con:
-            con.execute(
-                "INSERT OR REPLACE INTO _runs BY NAME SELECT $run_id AS run_id, "
-                "$started_at AS started_at, $finished_at AS finished_at, $mode AS mode, "
-                "$run_date AS run_date, $start_date AS start_date, $end_date AS end_date, "
-                "$settings_hash AS settings_hash, $code_version AS code_version, "
-                "$rows_read AS rows_read, $rows_loaded AS rows_loaded, "
-                "$duplicates AS duplicates, $quarantined AS quarantined, "
-                "$model_rows AS model_rows, $audits AS audits, $expectations AS expectations, "
-                "$stage_seconds AS stage_seconds, $outcome AS outcome, $message AS message, "
-                "$first_date AS first_date, $last_date AS last_date, "
-                "$window_reason AS window_reason, $stages AS stages, $gate AS gate, "
-                "$published AS published, $report_path AS report_path, "
-                "$suppressed_cells AS suppressed_cells",
-                {
-                    "run_id": s.run_id,
-                    "started_at": self.started,
-                    "finished_at": datetime.now(UTC).replace(tzinfo=None),
-                    "mode": s.mode,
-                    "run_date": s.run_date,
-                    "start_date": s.start_date,
-                    "end_date": s.end_date,
-                    "settings_hash": s.settings_hash,
-                    "code_version": s.code_version,
-                    "rows_read": s.ingest.get("rows_read", 0),
-                    "rows_loaded": s.ingest.get("rows_loaded", 0),
-                    "duplicates": s.ingest.get("duplicates", 0),
-                    "quarantined": s.ingest.get("quarantined", 0),
-                    "model_rows": json.dumps(s.model_rows, sort_keys=True),
-                    "audits": json.dumps(s.audits, sort_keys=True),
-                    "expectations": s.expectations,
-                    "stage_seconds": json.dumps(s.stage_seconds, sort_keys=True),
-                    "outcome": s.outcome,
-                    "message": s.message,
-                    "first_date": s.first_date,
-                    "last_date": s.last_date,
-                    "window_reason": s.window_reason,
-                    "stages": json.dumps(
-                        {k: v.as_json() for k, v in s.stages.items()}, sort_keys=True
-                    ),
-                    "gate": s.gate,
-                    "published": s.published,
-                    "report_path": s.report.get("index_html"),
-                    "suppressed_cells": s.report.get("suppressed_cells"),
-                },
-            )
+            record_run(con, values)
 
     # helpers ----------------------------------------------------------------------------------
 

@@ -43,8 +43,8 @@ UPSTREAM = (
 
 def _stage(name: str, workdir: Path, memory_limit: str | None) -> dict:
     """Run one stage in this process and return its figures (called in a child process)."""
+    from attribution.build_window import data_date_range
     from attribution.config import Settings
-    from attribution.pipeline import data_date_range
     from attribution.warehouse import (
         connect,
         model_parameters,

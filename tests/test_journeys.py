@@ -232,10 +232,11 @@ def test_empty_warehouse_gives_no_rows():
 
 def test_aggregated_journeys_give_the_same_model_as_one_row_per_journey(tmp_path):
     """The pipeline feeds the models distinct paths with counts: same answer as raw journeys."""
+    from attribution.build_window import data_date_range
     from attribution.generate import generate_landing
     from attribution.journeys import aggregated_journeys_for_window, journeys_for_window
     from attribution.markov import markov_attribution, shapley_attribution
-    from attribution.pipeline import data_date_range, run_pipeline
+    from attribution.pipeline import run_pipeline
     from attribution.warehouse import connect
 
     generate_landing(tmp_path / "landing", users=600, days=20, seed=3)

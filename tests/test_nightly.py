@@ -16,8 +16,9 @@ import pytest
 from conftest import Landing, fx_rate, interaction, order, visit
 from digests import differing_tables, warehouse_digests
 
+from attribution.build_window import plan_build_window
 from attribution.config import Settings
-from attribution.pipeline import GateFailed, plan_build_window, run_pipeline
+from attribution.pipeline import GateFailed, run_pipeline
 from attribution.warehouse import connect
 
 SETTINGS = Settings(windows_days=(1, 7))
@@ -311,7 +312,7 @@ def test_a_settings_change_rebuilds_everything(late_landing: Landing, tmp_path: 
 
 def test_plan_is_empty_without_data_and_full_without_a_published_build(tmp_path: Path) -> None:
     from attribution.ingest import ensure_raw_schema
-    from attribution.pipeline import ensure_runs_table
+    from attribution.run_log import ensure_runs_table
 
     con = connect(tmp_path / "w.duckdb")
     ensure_raw_schema(con)
