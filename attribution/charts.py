@@ -107,30 +107,28 @@ def monthly_trends_figure(monthly: pl.DataFrame) -> go.Figure:
         go.Scatter(x=x, y=_numbers(months, "queries"), mode="lines+markers", name="queries"),
         secondary_y=True,
     )
-    figure.update_yaxes(title_text="users", secondary_y=False)
-    figure.update_yaxes(title_text="queries", secondary_y=True)
+    figure.update_yaxes(title_text="users", rangemode="tozero", secondary_y=False)
+    figure.update_yaxes(title_text="queries", rangemode="tozero", secondary_y=True)
     return _styled(figure, title)
 
 
-def revenue_figure(daily: pl.DataFrame, window_days: int) -> go.Figure:
-    """Daily revenue and last-touch attributed revenue (segment all)."""
-    title = f"Daily revenue and last-touch attributed revenue ({window_days}-day window, USD)"
-    days = _overall(daily, "date")
-    if days.is_empty():
+def revenue_figure(monthly: pl.DataFrame, window_days: int) -> go.Figure:
+    """Revenue and last-touch attributed revenue per month (segment all).
+
+    Monthly, not daily: a day's buyers rarely reach the privacy floor outside large
+    marketplaces, a month's usually do, so the chart shows money rather than gaps.
+    """
+    title = f"Revenue and last-touch attributed revenue by month ({window_days}-day window, USD)"
+    months = _overall(monthly, "month")
+    if months.is_empty():
         return _empty(title)
     figure = go.Figure()
-    x = days["date"].to_list()
-    figure.add_trace(go.Bar(x=x, y=_numbers(days, "revenue_usd"), name="revenue"))
+    x = _month_labels(months)
+    figure.add_trace(go.Bar(x=x, y=_numbers(months, "revenue_usd"), name="revenue"))
     figure.add_trace(
-        go.Scatter(
-            x=x,
-            y=_numbers(days, "attributed_revenue_usd"),
-            mode="lines+markers",
-            marker_size=3,
-            name="attributed (last touch)",
-        )
+        go.Bar(x=x, y=_numbers(months, "attributed_revenue_usd"), name="attributed (last touch)")
     )
-    return _styled(figure, title, yaxis_title="USD")
+    return _styled(figure, title, barmode="group", yaxis_title="USD")
 
 
 def lift_by_method_figure(lift: pl.DataFrame, window_days: int) -> go.Figure:
@@ -376,7 +374,7 @@ ChartBuilder = Callable[[dict[str, pl.DataFrame], int], go.Figure]
 CHARTS: dict[str, ChartBuilder] = {
     "trends": lambda t, _w: trends_figure(t["kpi_daily_segments"]),
     "monthly_trends": lambda t, _w: monthly_trends_figure(t["kpi_monthly_segments"]),
-    "revenue": lambda t, w: revenue_figure(t["kpi_daily_segments"], w),
+    "revenue": lambda t, w: revenue_figure(t["kpi_monthly_segments"], w),
     "lift_by_method": lambda t, w: lift_by_method_figure(t["lift_by_method"], w),
     "lift_by_window": lambda t, _w: lift_by_window_figure(t["lift_by_window"]),
     "attributed_by_model": lambda t, _w: attributed_by_model_figure(

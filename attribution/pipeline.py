@@ -27,6 +27,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,14 +71,24 @@ STAGES: tuple[str, ...] = (
 _SESSION_MODELS = frozenset(
     {"int_interaction_sessions", "assistant_sessions", "int_session_products"}
 )
-# Rows in / out of the SQL stages: (the model whose rows count as the stage's input, the models
-# whose rows count as its output; None = every table of the stage). The Python stages add theirs.
-STAGE_ROWS: dict[str, tuple[str | None, tuple[str, ...] | None]] = {
-    "sessions": ("int_interaction_sessions", ("assistant_sessions",)),
-    "orders": ("int_order_lines", ("int_orders",)),
-    "attribution": (None, ("fct_attribution",)),
-    "lift": (None, ("fct_conversion_lift",)),
-    "kpi": (None, None),
+# Rows in / out of the SQL stages: (the models whose rows written this run count as the stage's
+# input, the models whose rows count as its output; None = every table of the stage). The lift
+# stage's input is counted by its Python step, which also finishes it.
+STAGE_ROWS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
+    "sessions": (("int_interaction_sessions",), ("assistant_sessions",)),
+    "orders": (("int_order_lines",), ("int_orders",)),
+    "attribution": (("int_order_lines",), ("fct_attribution",)),
+    "lift": ((), ("fct_conversion_lift",)),
+    "kpi": (
+        (
+            "assistant_sessions",
+            "int_orders",
+            "fct_attribution",
+            "fct_conversion_lift",
+            "fct_conversion_lift_python",
+        ),
+        None,
+    ),
 }
 
 
@@ -325,7 +336,9 @@ class PipelineRun:
                 touch_column=settings.data_driven_touch_column,
             )
             s.model_rows["fct_attribution_by_touch_type"] = figures.rows_out
-            self.reporter.finish("data_driven", f"{figures.rows_out:,} rows")
+            self.reporter.finish(
+                "data_driven", f"{figures.rows_in:,} rows in, {figures.rows_out:,} out"
+            )
         with self._stage("lift") as figures:
             self.reporter.start("lift")
             # adjusted/experiment lift and the other periods/segments, over every loaded day
@@ -339,26 +352,16 @@ class PipelineRun:
                 )
             )
             figures.rows_out += rows
-            self.reporter.finish("lift", f"{figures.rows_out:,} rows")
+            self.reporter.finish("lift", f"{figures.rows_in:,} rows in, {figures.rows_out:,} out")
         self._run_layers(con, window, KPI_LAYERS)
-        stages = s.stages
-        if "attribution" in stages:
-            stages["attribution"].rows_in = s.model_rows.get("int_order_lines") or 0
-        if "kpi" in stages:  # the KPI layer reads what the other stages wrote
-            stages["kpi"].rows_in = sum(
-                stages[name].rows_out
-                for name in ("sessions", "orders", "attribution", "lift")
-                if name in stages
-            )
 
     def _run_layers(
         self, con: duckdb.DuckDBPyConnection, window: BuildWindow, layers: tuple[str, ...]
     ) -> None:
         s = self.summary
-        todo = models(layers)
-        stages = list(dict.fromkeys(_stage_of(m) for m in todo))
-        for stage in stages:
-            self.reporter.start(stage, sum(1 for m in todo if _stage_of(m) == stage))
+        remaining = Counter(_stage_of(m) for m in models(layers))
+        for stage, n in remaining.items():
+            self.reporter.start(stage, n)
         started = time.perf_counter()
         for model, rows in run_models(
             con, self.settings, window.start, window.end, layers, rebuild=window.full
@@ -369,14 +372,16 @@ class PipelineRun:
             figures.seconds = round(figures.seconds + now - started, 3)
             started = now
             s.model_rows[model.name] = rows
-            if rows is not None:
-                source, outputs = STAGE_ROWS.get(stage, (None, None))
-                figures.rows_in += rows if model.name == source else 0
-                figures.rows_out += rows if outputs is None or model.name in outputs else 0
+            inputs, outputs = STAGE_ROWS.get(stage, ((), None))
+            if rows is not None and (outputs is None or model.name in outputs):
+                figures.rows_out += rows
             self.reporter.advance(stage, f"{model.name}: {rows:,} rows" if rows is not None else "")
-        for stage in stages:
-            figures = s.stages[stage]
-            self.reporter.finish(stage, f"{figures.rows_in:,} rows in, {figures.rows_out:,} out")
+            remaining[stage] -= 1
+            if remaining[stage] == 0 and stage != "lift":  # lift ends with its Python step
+                figures.rows_in = sum(s.model_rows.get(name) or 0 for name in inputs)
+                self.reporter.finish(
+                    stage, f"{figures.rows_in:,} rows in, {figures.rows_out:,} out"
+                )
 
     def _gate(self, con: duckdb.DuckDBPyConnection, window: BuildWindow) -> None:
         s = self.summary
