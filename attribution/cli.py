@@ -411,7 +411,9 @@ def serve(
 @app.command()
 def demo(
     users: Annotated[int, typer.Option("--users", min=100, help="Users to generate.")] = 5000,
-    days: Annotated[int, typer.Option("--days", min=7, help="Days to generate.")] = 60,
+    days: Annotated[
+        int, typer.Option("--days", min=7, help="Days to generate (61: two whole months).")
+    ] = 61,
     seed: Annotated[int, typer.Option("--seed")] = 1,
     landing: Annotated[Path, typer.Option("--landing")] = Path("demo-landing"),
     warehouse: Annotated[Path, typer.Option("--warehouse")] = Path("warehouse.duckdb"),
