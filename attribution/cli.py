@@ -331,11 +331,11 @@ def report(
     if not settings.warehouse_path.is_file():
         errors.print(f"[red]Warehouse not found:[/red] {settings.warehouse_path}")
         raise typer.Exit(2)
-    from attribution.pipeline import _report_json
+    from attribution.pipeline import report_json
     from attribution.report import write_report
 
     try:
-        result = _report_json(
+        result = report_json(
             write_report(settings.warehouse_path, settings.report_dir, settings, period=period)
         )
     except (FileNotFoundError, ValueError) as exc:

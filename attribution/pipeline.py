@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -52,6 +52,9 @@ from attribution.warehouse import (
     run_models,
     scalar,
 )
+
+if TYPE_CHECKING:
+    from attribution.report import ReportResult
 
 MODES: tuple[str, ...] = ("full", "nightly", "backfill")
 BUILD_LAYERS: tuple[str, ...] = ("staging", "intermediate", "marts")
@@ -436,9 +439,9 @@ class PipelineRun:
             result = write_report(
                 self.warehouse_path, self.report_dir, self.settings, period=self.report_period
             )
-            s.report = _report_json(result)
-            figures.rows_out = int(s.report.get("exported_rows", 0))
-            figures.rows_in = figures.rows_out + int(s.report.get("suppressed_cells", 0))
+            s.report = report_json(result)
+            # the floor hides cells, never rows: every table row read is exported
+            figures.rows_in = figures.rows_out = result.exported_rows
             self.reporter.finish("report", str(s.report.get("index_html")))
         return dict(s.report)
 
@@ -507,21 +510,17 @@ class PipelineRun:
             figures.seconds = round(figures.seconds + time.perf_counter() - started, 3)
 
 
-def _report_json(result: Any) -> dict[str, Any]:
-    """JSON figures of a report: its page, exported rows and suppressed cells."""
-    index = getattr(result, "index_html", result)
-    suppressed = getattr(result, "suppressed_cells", {}) or {}
-    exports = getattr(result, "exports", []) or []
+def report_json(result: ReportResult) -> dict[str, Any]:
+    """JSON figures of a published report: its files, exported rows, suppressed cells, headline."""
     return {
-        "index_html": str(index),
-        "exports": [str(p) for p in exports],
-        "images": [str(p) for p in getattr(result, "images", []) or []],
-        "exported_rows": int(getattr(result, "exported_rows", 0) or 0),
-        "suppressed_cells": int(sum(suppressed.values()))
-        if isinstance(suppressed, dict)
-        else int(suppressed),
-        "png_note": getattr(result, "png_note", None),
-        "headline": [str(line) for line in getattr(result, "headline", []) or []],
+        "index_html": str(result.index_html),
+        "exports": [str(p) for p in result.exports],
+        "images": [str(p) for p in result.images],
+        "exported_rows": result.exported_rows,
+        "suppressed_cells": sum(result.suppressed_cells.values()),
+        "png_note": result.png_note,
+        "headline": list(result.headline),
+        "period": result.period,
     }
 
 
