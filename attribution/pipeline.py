@@ -59,18 +59,6 @@ if TYPE_CHECKING:
 MODES: tuple[str, ...] = ("full", "nightly", "backfill")
 BUILD_LAYERS: tuple[str, ...] = ("staging", "intermediate", "marts")
 KPI_LAYERS: tuple[str, ...] = ("kpi",)
-# Stages in run order; each records rows in, rows out and seconds in _runs.stages.
-STAGES: tuple[str, ...] = (
-    "ingest",
-    "sessions",
-    "orders",
-    "attribution",
-    "data_driven",
-    "lift",
-    "kpi",
-    "gate",
-    "report",
-)
 _SESSION_MODELS = frozenset(
     {"int_interaction_sessions", "assistant_sessions", "int_session_products"}
 )
@@ -105,10 +93,6 @@ class GateFailed(RuntimeError):
             + "; ".join(reasons)
             + ". Nothing was published: the last good tables and report stay in place."
         )
-
-
-# Kept for callers of the earlier name.
-AuditFailed = GateFailed
 
 
 @dataclass
