@@ -76,6 +76,7 @@ def test_nightly_flow_publishes_tables_report_and_artifacts(paths: dict[str, str
     assert markdown is not None
     assert "| gate | passed |" in markdown.data and "## Rows per stage" in markdown.data
     assert "| kpi |" in markdown.data and summary["run_id"] in markdown.data
+    assert "## Headline" in markdown.data and "used the assistant this year" in markdown.data
     link = _latest_artifact("attribution-report")
     assert link is not None and page.resolve().as_uri() in link.data
 
