@@ -59,3 +59,15 @@ def test_settings_hash_tracks_meaning_not_paths():
     base = load_settings()
     assert load_settings(warehouse_path="elsewhere.duckdb").settings_hash() == base.settings_hash()
     assert load_settings(half_life_days=3).settings_hash() != base.settings_hash()
+    # the privacy floor, PNGs and the schedule change no table: no restatement when they change
+    for operational in (
+        {"privacy_min_users": 10},
+        {"report_png": "never"},
+        {"schedule_cron": "30 3 * * *", "schedule_timezone": "Europe/Berlin"},
+    ):
+        assert load_settings(**operational).settings_hash() == base.settings_hash()
+
+
+def test_schedule_timezone_must_be_an_iana_zone():
+    with pytest.raises(ValidationError, match="IANA time zone"):
+        load_settings(schedule_timezone="Mars/Base")
