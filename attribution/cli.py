@@ -104,6 +104,11 @@ ReportOpt = Annotated[
     bool, typer.Option("--report/--no-report", help="Publish the report after the tables.")
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Report folder.")]
+LandingOpt = Annotated[Path | None, typer.Option("--landing", help="Landing folder.")]
+WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")]
+ExpectationsOpt = Annotated[
+    bool, typer.Option(help="Run Great Expectations suites in the publishing gate.")
+]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="Only print errors (for cron and timers).")
 ]
@@ -111,19 +116,15 @@ QuietOpt = Annotated[
 
 @app.command()
 def run(
-    landing: Annotated[Path | None, typer.Option("--landing", help="Landing folder.")] = None,
-    warehouse: Annotated[
-        Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
-    ] = None,
+    landing: LandingOpt = None,
+    warehouse: WarehouseOpt = None,
     run_date: DateOpt = None,
     out: OutOpt = None,
     report: ReportOpt = True,
     prefect: Annotated[
         bool, typer.Option("--prefect", help="Run as a Prefect flow (orchestrated, logged).")
     ] = False,
-    expectations: Annotated[
-        bool, typer.Option(help="Run Great Expectations suites in the publishing gate.")
-    ] = True,
+    expectations: ExpectationsOpt = True,
     quiet: QuietOpt = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Print ingest figures per file.")
@@ -158,18 +159,14 @@ def run(
 def backfill(
     start: Annotated[str, typer.Option("--start", help="First partition date (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option("--end", help="Last partition date, inclusive.")],
-    landing: Annotated[Path | None, typer.Option("--landing", help="Landing folder.")] = None,
-    warehouse: Annotated[
-        Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
-    ] = None,
+    landing: LandingOpt = None,
+    warehouse: WarehouseOpt = None,
     out: OutOpt = None,
     report: ReportOpt = True,
     prefect: Annotated[
         bool, typer.Option("--prefect", help="Run as the Prefect backfill flow.")
     ] = False,
-    expectations: Annotated[
-        bool, typer.Option(help="Run Great Expectations suites in the publishing gate.")
-    ] = True,
+    expectations: ExpectationsOpt = True,
     quiet: QuietOpt = False,
 ) -> None:
     """Ingest the partitions of a date range and rebuild, gate and publish as a nightly run does."""
@@ -316,9 +313,7 @@ def _run_flow(
 
 @app.command()
 def report(
-    warehouse: Annotated[
-        Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
-    ] = None,
+    warehouse: WarehouseOpt = None,
     out: OutOpt = None,
     period: Annotated[
         str,
@@ -364,10 +359,8 @@ def serve(
         str | None,
         typer.Option("--timezone", help="IANA time zone of the schedule (default: UTC)."),
     ] = None,
-    landing: Annotated[Path | None, typer.Option("--landing", help="Landing folder.")] = None,
-    warehouse: Annotated[
-        Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
-    ] = None,
+    landing: LandingOpt = None,
+    warehouse: WarehouseOpt = None,
     out: OutOpt = None,
     name: Annotated[str, typer.Option("--name", help="Deployment name.")] = "nightly",
 ) -> None:
@@ -454,9 +447,7 @@ def _open_warehouse(warehouse: Path | None):  # -> duckdb.DuckDBPyConnection (la
 @app.command()
 def explain(
     order: Annotated[str, typer.Option("--order", help="The order_id to explain.")],
-    warehouse: Annotated[
-        Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
-    ] = None,
+    warehouse: WarehouseOpt = None,
 ) -> None:
     """Show, for each line of an order, the eligible sessions and their credits under every model
     and window: why each was credited."""
@@ -521,9 +512,7 @@ def _method_table(title: str, figures: tuple[str, ...]):  # -> rich.table.Table
 
 @app.command()
 def lift(
-    warehouse: Annotated[
-        Path | None, typer.Option("--warehouse", help="DuckDB warehouse file.")
-    ] = None,
+    warehouse: WarehouseOpt = None,
     window: Annotated[int, typer.Option("--window", help="Conversion window in days.")] = 7,
     period: Annotated[
         str, typer.Option("--period", help="Period grain: all, year, month, week or day.")

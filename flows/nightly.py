@@ -11,13 +11,13 @@ it was scheduled for.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
 
-from attribution.config import load_settings
+from attribution.config import Settings, load_settings
 from attribution.run_dates import resolve_run_date
 from flows.pipeline import make_run, run_stages
 
@@ -41,15 +41,7 @@ def nightly(
         landing_dir=landing_dir, warehouse_path=warehouse_path, report_dir=report_dir
     )
     day = resolve_run_date(run_date, settings.schedule_timezone, now=scheduled_start())
-    run = make_run(
-        settings,
-        mode="nightly",
-        first_date=day,
-        last_date=day,
-        expectations=expectations,
-        report=True,
-    )
-    return run_stages(run)
+    return _publish_partitions(settings, "nightly", day, day, expectations)
 
 
 @flow(name="attribution-backfill")
@@ -67,9 +59,16 @@ def backfill(
     )
     first = resolve_run_date(start, settings.schedule_timezone)
     last = resolve_run_date(end, settings.schedule_timezone)
+    return _publish_partitions(settings, "backfill", first, last, expectations)
+
+
+def _publish_partitions(
+    settings: Settings, mode: str, first: date, last: date, expectations: bool
+) -> dict[str, Any]:
+    """Run the stages over the partitions [first, last], report included; return the summary."""
     run = make_run(
         settings,
-        mode="backfill",
+        mode=mode,
         first_date=first,
         last_date=last,
         expectations=expectations,

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from attribution.config import Settings, load_settings
 from attribution.pipeline import PipelineRun
+from attribution.progress import SilentReporter
 from flows.retry import retry_unless_data_error
 
 ARTIFACT_KEY = "attribution-run"
@@ -26,14 +27,8 @@ REPORT_ARTIFACT_KEY = "attribution-report"
 _RETRY = {"retry_delay_seconds": 2, "retry_condition_fn": retry_unless_data_error}
 
 
-class LoggerReporter:
+class LoggerReporter(SilentReporter):
     """Sends the pipeline's progress to the Prefect run logger (one line per finished stage)."""
-
-    def start(self, stage: str, total: int | None = None) -> None:
-        return None
-
-    def advance(self, stage: str, detail: str = "") -> None:
-        return None
 
     def finish(self, stage: str, detail: str = "") -> None:
         get_run_logger().info("%s: %s", stage, detail)

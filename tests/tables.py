@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -52,3 +53,32 @@ def build(
 def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
     """Return all rows of a query."""
     return con.execute(sql).fetchall()
+
+
+def visit_row(user: str, ts: datetime, marketplace: str = "US", channel: str = "web") -> dict:
+    """Return a contract row of ``visits``."""
+    return {"user_id": user, "ts": ts, "marketplace": marketplace, "channel": channel}
+
+
+def order_row(
+    order_id: str,
+    user: str,
+    ts: datetime,
+    amount: str = "100.00",
+    marketplace: str = "US",
+    status: str = "placed",
+    line_no: int = 1,
+) -> dict:
+    """Return a contract row of ``orders``: one USD line of product p1."""
+    return {
+        "order_id": order_id,
+        "line_no": line_no,
+        "user_id": user,
+        "ts": ts,
+        "marketplace": marketplace,
+        "product_id": "p1",
+        "quantity": 1,
+        "amount": Decimal(amount),
+        "currency": "USD",
+        "status": status,
+    }

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 from tables import build, empty_warehouse, insert, rows
+from tables import order_row as order
+from tables import visit_row as visit
 from typer.testing import CliRunner
 
 from attribution.cli import app
@@ -29,10 +31,6 @@ def at(day, hour, minute=0, month=3, year=2026):
     return datetime(year, month, day, hour, minute)
 
 
-def visit(user, ts, marketplace="US"):
-    return {"user_id": user, "ts": ts, "marketplace": marketplace, "channel": "web"}
-
-
 def event(event_id, user, ts, marketplace="US", event_type="query"):
     return {
         "event_id": event_id,
@@ -42,21 +40,6 @@ def event(event_id, user, ts, marketplace="US", event_type="query"):
         "channel": "web",
         "event_type": event_type,
         "model_version": "v1",
-    }
-
-
-def order(order_id, user, ts, amount="100.00", marketplace="US"):
-    return {
-        "order_id": order_id,
-        "line_no": 1,
-        "user_id": user,
-        "ts": ts,
-        "marketplace": marketplace,
-        "product_id": "p1",
-        "quantity": 1,
-        "amount": Decimal(amount),
-        "currency": "USD",
-        "status": "placed",
     }
 
 

@@ -10,6 +10,8 @@ from itertools import pairwise
 
 import pytest
 from tables import empty_warehouse, insert, rows
+from tables import order_row as order
+from tables import visit_row as visit
 
 from attribution.config import Settings
 from attribution.lift import write_lift_tables
@@ -45,25 +47,6 @@ def event(event_id, user, ts, marketplace="US", channel="app", model_version="v1
         "channel": channel,
         "event_type": "query",
         "model_version": model_version,
-    }
-
-
-def visit(user, ts, marketplace="US", channel="web"):
-    return {"user_id": user, "ts": ts, "marketplace": marketplace, "channel": channel}
-
-
-def order(order_id, user, ts, amount, marketplace="US", status="placed", line_no=1):
-    return {
-        "order_id": order_id,
-        "line_no": line_no,
-        "user_id": user,
-        "ts": ts,
-        "marketplace": marketplace,
-        "product_id": "p1",
-        "quantity": 1,
-        "amount": Decimal(amount),
-        "currency": "USD",
-        "status": status,
     }
 
 

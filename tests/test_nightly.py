@@ -93,6 +93,20 @@ def late_return_landing(landing: Landing) -> None:
     )
 
 
+def backfilled(
+    warehouse: Path, landing: Landing, last: date, settings: Settings = SETTINGS
+) -> None:
+    """Build ``warehouse`` by a backfill of the partitions DAYS[0] .. ``last``."""
+    run_pipeline(
+        settings,
+        landing_dir=landing.root,
+        warehouse_path=warehouse,
+        start_date=DAYS[0],
+        end_date=last,
+        expectations=False,
+    )
+
+
 def night(warehouse: Path, landing: Landing, day: date, **kwargs):
     return run_pipeline(
         SETTINGS,
@@ -201,14 +215,7 @@ def test_nightly_over_every_day_equals_one_full_run_and_a_backfill(
         except GateFailed:
             assert day == date(2024, 2, 12)  # the missing GBP rate, fixed the next night
     run_pipeline(SETTINGS, landing_dir=late_landing.root, warehouse_path=full, expectations=False)
-    run_pipeline(
-        SETTINGS,
-        landing_dir=late_landing.root,
-        warehouse_path=backfill,
-        start_date=DAYS[0],
-        end_date=DAYS[-1],
-        expectations=False,
-    )
+    backfilled(backfill, late_landing, DAYS[-1])
     full_tables = warehouse_digests(full)
     assert differing_tables(full_tables, warehouse_digests(nightly)) == []
     assert differing_tables(full_tables, warehouse_digests(backfill)) == []
@@ -299,14 +306,7 @@ def test_a_settings_change_rebuilds_everything(late_landing: Landing, tmp_path: 
     )
     assert summary.start_date == FIRST and "settings changed" in summary.window_reason
     full = tmp_path / "full.duckdb"
-    run_pipeline(
-        changed,
-        landing_dir=late_landing.root,
-        warehouse_path=full,
-        start_date=DAYS[0],
-        end_date=DAYS[5],
-        expectations=False,
-    )
+    backfilled(full, late_landing, DAYS[5], changed)
     assert differing_tables(warehouse_digests(full), warehouse_digests(warehouse)) == []
 
 
@@ -339,12 +339,5 @@ def test_a_warehouse_of_an_earlier_release_is_upgraded_by_a_full_rebuild(
     summary = night(warehouse, late_landing, DAYS[4])
 
     assert summary.start_date == FIRST and "code changed" in summary.window_reason
-    run_pipeline(
-        SETTINGS,
-        landing_dir=late_landing.root,
-        warehouse_path=fresh,
-        start_date=DAYS[0],
-        end_date=DAYS[4],
-        expectations=False,
-    )
+    backfilled(fresh, late_landing, DAYS[4])
     assert differing_tables(warehouse_digests(fresh), warehouse_digests(warehouse)) == []
