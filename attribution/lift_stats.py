@@ -201,3 +201,19 @@ def benjamini_hochberg(p_values: list[float | None]) -> list[float | None]:
         running = min(running, p * m / rank)
         out[i] = running
     return out
+
+
+def clustered_mean(
+    y: np.ndarray, clusters: np.ndarray
+) -> tuple[float | None, float | None, float | None]:
+    """Return (mean of ``y``, 95% interval) with a cluster-robust standard error.
+
+    SE = sqrt(sum over clusters of (sum of (y - mean))^2) / n: the several units of one cluster
+    (visitor-days of one user) are not treated as independent.
+    """
+    y = np.asarray(y, dtype=float)
+    if len(y) == 0:
+        return None, None, None
+    mean = float(y.mean())
+    se = math.sqrt(float((cluster_sums(y - mean, clusters) ** 2).sum())) / len(y)
+    return mean, mean - Z_95 * se, mean + Z_95 * se
