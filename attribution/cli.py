@@ -433,6 +433,51 @@ def demo(
     )
 
 
+@app.command()
+def notebooks(
+    warehouse: WarehouseOpt = None,
+    folder: Annotated[Path, typer.Option("--dir", help="Folder of the jupytext notebooks.")] = Path(
+        "notebooks"
+    ),
+    browser: Annotated[
+        bool, typer.Option("--browser/--no-browser", help="Open a web browser.")
+    ] = True,
+    pair_only: Annotated[
+        bool,
+        typer.Option("--pair-only", help="Only write the .ipynb files; do not start JupyterLab."),
+    ] = False,
+) -> None:
+    """Open the analyst notebooks in JupyterLab, reading the demo (or given) warehouse.
+
+    Writes each notebook's .ipynb from its .py, then starts JupyterLab with
+    ATTRIBUTION_WAREHOUSE_PATH set. JupyterLab is the optional extra `notebooks`:
+    `uv run --extra notebooks attribution notebooks`.
+    """
+    import subprocess
+
+    from attribution.marts import resolve_warehouse
+    from attribution.notebook_files import (
+        NotebookError,
+        jupyter_lab_command,
+        lab_environment,
+        pair_notebooks,
+    )
+
+    try:
+        found = resolve_warehouse(warehouse)
+        paired = pair_notebooks(folder)
+        command = None if pair_only else jupyter_lab_command(folder, open_browser=browser)
+    except (FileNotFoundError, NotebookError) as exc:
+        errors.print(f"[red]Cannot open the notebooks:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"Warehouse: {found}")
+    for path in paired:
+        console.print(f"Notebook:  {path}")
+    if command is None:
+        return
+    raise typer.Exit(subprocess.call(command, env=lab_environment(found)))
+
+
 def _open_warehouse(warehouse: Path | None):  # -> duckdb.DuckDBPyConnection (lazy import)
     """Return a read-only connection to the configured warehouse, or exit 2 if it is missing."""
     from attribution.warehouse import connect

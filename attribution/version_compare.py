@@ -140,14 +140,16 @@ def version_units(
 
 
 def daily_version_mix(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Return one row per (session date x model version): sessions, users, share of the day."""
+    """Return one row per (session date x model version): sessions, users, share of the day's
+    sessions, and ``versions_that_day`` (how many versions answered that day)."""
     if not table_exists(con, "assistant_sessions"):
         raise LookupError("the warehouse has no assistant_sessions: run `attribution run` first")
     return con.sql(
         """
         SELECT session_date AS date, coalesce(model_version, '(unknown)') AS model_version,
             count(*) AS sessions, count(DISTINCT user_id) AS users,
-            count(*) / sum(count(*)) OVER (PARTITION BY session_date) AS share_of_sessions
+            count(*) / sum(count(*)) OVER (PARTITION BY session_date) AS share_of_sessions,
+            count(*) OVER (PARTITION BY session_date) AS versions_that_day
         FROM assistant_sessions GROUP BY 1, 2 ORDER BY 1, 2
         """
     ).pl()
@@ -369,7 +371,12 @@ def comparison_note(
             + ("a real difference." if moved else "no difference that the data can tell apart.")
         )
     lift = by_metric.get("lift")
-    if lift is not None and lift["ci_low"] is not None:
+    if lift is not None and lift["relative_change"] is None:
+        parts.append(
+            "The change in lift cannot be estimated: one version has no visitor-days after the "
+            f"first {PRE_DAYS} days of data, when the adjustment's pre-visit history is complete."
+        )
+    elif lift is not None and lift["ci_low"] is not None:
         moved = lift["ci_low"] > 0 or lift["ci_high"] < 0
         parts.append(
             f"Against same-day non-users, (1 + lift) changed by {_interval_text(lift)}"
