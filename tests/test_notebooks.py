@@ -12,12 +12,12 @@ from pathlib import Path
 
 import jupytext
 import pytest
+from notebook_warehouse import notebook_warehouse
 from typer.testing import CliRunner
 
 from attribution.cli import app
 from attribution.marts import WAREHOUSE_ENV
 from attribution.notebook_files import find_notebooks, jupyter_lab_command, pair_notebooks
-from tests.notebook_warehouse import notebook_warehouse
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 SOURCES = find_notebooks(NOTEBOOKS)
