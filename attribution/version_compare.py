@@ -254,17 +254,18 @@ def _version_row(
 def _contrast_row(
     metric: str,
     estimate: tuple[float | None, float | None, float | None],
-    informative: StratifiedRatio,
+    informative: list[StratifiedRatio],
     method: str,
 ) -> dict[str, Any]:
+    """One contrast; its informative counts are the smallest of the ratios it is built from."""
     value, low, high = estimate
     return {
         "metric": metric,
         "relative_change": _minus_one(value),
         "ci_low": _minus_one(low),
         "ci_high": _minus_one(high),
-        "n_strata_informative": informative.n_strata_informative,
-        "n_units_informative": informative.n_units_informative,
+        "n_strata_informative": min(r.n_strata_informative for r in informative),
+        "n_units_informative": min(r.n_units_informative for r in informative),
         "method": method,
     }
 
@@ -286,7 +287,7 @@ def compare_model_versions(
     its interval, revenue and attributed revenue per unit, adjusted lift over same-day non-engaged units
     with its interval) and ``contrasts`` (one row per metric in ``CONTRAST_METRICS``: the
     candidate's relative change vs the baseline with its 95% interval and how many
-    marketplace-days informed it).
+    marketplace-days informed it; for ``lift``, the smaller count of the two versions' lifts).
     """
     units = version_units(con, window_days, credit_model).with_columns(
         pl.col("user_id").rank("dense").cast(pl.Int64).sub(1).alias("user_code")
@@ -318,13 +319,13 @@ def compare_model_versions(
     for metric in CONTRAST_METRICS[:3]:
         ratio = _ratio(arrays, metric, candidate, baseline, n_users, replicates, seed)
         contrasts.append(
-            _contrast_row(metric, (ratio.ratio, ratio.ci_low, ratio.ci_high), ratio, same_day)
+            _contrast_row(metric, (ratio.ratio, ratio.ci_low, ratio.ci_high), [ratio], same_day)
         )
     contrasts.append(
         _contrast_row(
             "lift",
             ratio_of_ratios(lifts[candidate], lifts[baseline]),
-            lifts[candidate],
+            [lifts[candidate], lifts[baseline]],
             "(1 + lift) of candidate / (1 + lift) of baseline; each lift vs same-day "
             "non-engaged visitor-days, marketplace x day, propensity-weighted (ATT)",
         )

@@ -295,3 +295,20 @@ def test_a_warehouse_with_one_version_has_nothing_to_compare(warehouse, tmp_path
         assert set(engaged["model_version"]) == {V1}
         with pytest.raises(LookupError, match="only 1 model version"):
             compare_model_versions(writable, 7)
+
+
+def test_note_when_the_lift_change_cannot_be_estimated():
+    conversion = {"relative_change": 0.0, "ci_low": -0.1, "ci_high": 0.1, "n_strata_informative": 3}
+    note = comparison_note(contrasts(conversion, {"relative_change": None}), "v1", "v2", 7)
+    assert "The change in lift cannot be estimated" in note
+    assert f"first {PRE_DAYS} days of data" in note
+
+
+def test_lift_contrast_counts_nothing_when_one_version_has_no_adjusted_units(tmp_path_factory):
+    """On the 45-day warehouse every shopbot-v1 day lies in the first 28 days: no v1 lift."""
+    with connect(notebook_warehouse(tmp_path_factory), read_only=True) as con:
+        result = compare_model_versions(con, 7, replicates=50)
+    lift = result.contrasts.filter(pl.col("metric") == "lift").row(0, named=True)
+    assert lift["relative_change"] is None
+    assert lift["n_strata_informative"] == 0 and lift["n_units_informative"] == 0
+    assert "cannot be estimated" in result.note
