@@ -64,6 +64,8 @@ OPERATIONAL_SETTINGS: frozenset[str] = frozenset(
         "data_docs_dir",
         "privacy_min_users",
         "report_png",
+        "duckdb_memory_limit",
+        "duckdb_threads",
         "schedule_cron",
         "schedule_timezone",
     }
@@ -160,6 +162,15 @@ class Settings(BaseSettings):
         description="PNG images of the report's charts (kaleido + a Chromium): auto = when a "
         "Chromium is installed, always = fail without one, never.",
     )
+    duckdb_memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+        description="DuckDB memory_limit of pipeline runs (e.g. '4GB'); beyond it DuckDB spills "
+        "to a temporary folder beside the warehouse. Default: DuckDB's (80% of RAM).",
+    )
+    duckdb_threads: int | None = Field(
+        default=None, ge=1, description="DuckDB threads of pipeline runs. Default: every core."
+    )
     schedule_cron: str = Field(
         default="0 2 * * *",
         description="Cron expression of the nightly run served by `attribution serve`.",
@@ -243,7 +254,7 @@ class Settings(BaseSettings):
     def settings_hash(self) -> str:
         """Short SHA-256 of the settings that change the tables' numbers.
 
-        Paths, the schedule, PNG images and the privacy floor (applied when rows are exported or
+        Paths, the schedule, PNG images, DuckDB resource limits and the privacy floor (applied when rows are exported or
         displayed, never to the tables) are left out: changing them does not restate anything.
         """
         meaning = self.model_dump(mode="json", exclude=OPERATIONAL_SETTINGS)

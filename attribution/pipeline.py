@@ -477,7 +477,11 @@ class PipelineRun:
 
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect(self.warehouse_path)
+        con = connect(
+            self.warehouse_path,
+            memory_limit=self.settings.duckdb_memory_limit,
+            threads=self.settings.duckdb_threads,
+        )
         try:
             ensure_runs_table(con)
             yield con

@@ -104,12 +104,33 @@ def _declared_order(sql: str) -> int:
     return int(match.group(1)) if match else 100
 
 
-def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Return a connection to the warehouse file with UTC as the session time zone."""
+MEMORY_LIMIT = re.compile(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*")
+
+
+def connect(
+    path: Path | str,
+    *,
+    read_only: bool = False,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Return a connection to the warehouse file with UTC as the session time zone.
+
+    ``memory_limit`` (e.g. ``"4GB"``) and ``threads`` set DuckDB's limits for this connection;
+    above the memory limit DuckDB spills to ``<warehouse>.tmp`` beside the file.
+    """
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
+    if memory_limit:
+        # SET takes no bound parameters: the value is checked against a strict pattern first
+        if not MEMORY_LIMIT.fullmatch(memory_limit):
+            con.close()
+            raise ValueError(f"memory_limit {memory_limit!r} is not a size such as '4GB'")
+        con.execute(f"SET memory_limit = '{memory_limit.strip()}'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
     return con
 
 
