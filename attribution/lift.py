@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -301,7 +301,8 @@ class Comparison:
 
 def _comparison_row(c: Comparison, clustered: bool) -> dict[str, Any]:
     t = c.treated
-    clusters = c.users if clustered and c.users is not None else None
+    index = ls.ClusterIndex.of(c.users) if c.users is not None else None
+    clusters = index if clustered else None
     conv = ls.weighted_ratio(c.converted, t, c.weights, clusters)
     rev = ls.weighted_ratio(c.revenue, t, c.weights, clusters)
     diff, diff_se = ls.weighted_difference(c.revenue, t, c.weights, clusters)
@@ -311,8 +312,8 @@ def _comparison_row(c: Comparison, clustered: bool) -> dict[str, Any]:
     row: dict[str, Any] = {
         "n_engaged": n1,
         "n_comparison": n0,
-        "n_engaged_users": _distinct(c.users, t & kept, n1),
-        "n_comparison_users": _distinct(c.users, ~t & kept, n0),
+        "n_engaged_users": _distinct(index, t & kept, n1),
+        "n_comparison_users": _distinct(index, ~t & kept, n0),
         "conversions_engaged": int(c.converted[t & kept].sum()),
         "conversions_comparison": int(c.converted[~t & kept].sum()),
         "cr_engaged": conv.m1,
@@ -338,11 +339,11 @@ def _comparison_row(c: Comparison, clustered: bool) -> dict[str, Any]:
     return row
 
 
-def _distinct(users: np.ndarray | None, mask: np.ndarray, n_units: int) -> int | None:
+def _distinct(users: ls.ClusterIndex | None, mask: np.ndarray, n_units: int) -> int | None:
     """Return the number of distinct users among the masked units (None if users are unknown)."""
     if users is None:
         return None
-    return len(np.unique(users[mask])) if n_units else 0
+    return users.distinct(mask) if n_units else 0
 
 
 # --- propensity ----------------------------------------------------------------------------
@@ -356,12 +357,14 @@ def design_matrix(frame: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
         cols.append(np.log1p(np.maximum(frame[name].to_numpy().astype(float), 0)))
         names.append(name)
     for dim in ("marketplace", "channel"):
-        values = frame[dim].fill_null("unknown").to_numpy()
-        levels, counts = np.unique(values, return_counts=True)
-        base = levels[np.argmax(counts)]
+        values = frame[dim].fill_null("unknown")
+        # levels in sorted order with their counts (hash counts; a few levels, sorted in Python)
+        counted = dict(values.value_counts().iter_rows())
+        levels = sorted(counted)
+        base = max(levels, key=lambda level: counted[level])  # first most frequent, as argmax
         for level in levels:
             if level != base:
-                cols.append((values == level).astype(float))
+                cols.append((values == level).cast(pl.Float64).to_numpy())
                 names.append(f"{dim}={level}")
     x = np.column_stack(cols) if cols else np.zeros((frame.height, 0))
     return x, names
@@ -439,6 +442,17 @@ def _arrays(part: pl.DataFrame, treated_col: str, weights: np.ndarray | None) ->
     )
 
 
+def _select(c: Comparison, mask: np.ndarray) -> Comparison:
+    """Return the comparison of the masked units (same order)."""
+    return Comparison(
+        treated=c.treated[mask],
+        converted=c.converted[mask],
+        revenue=c.revenue[mask],
+        users=None if c.users is None else c.users[mask],
+        weights=None if c.weights is None else c.weights[mask],
+    )
+
+
 def visitor_day_rows(
     units: pl.DataFrame,
     outcomes: pl.DataFrame,
@@ -452,14 +466,16 @@ def visitor_day_rows(
     overlap_rows: list[dict[str, Any]] = []
     if units.is_empty():
         return lift_rows, balance_rows, overlap_rows
-    data = units.join(outcomes, on=["user_id", "activity_date"], how="inner").with_columns(
-        pl.col("user_id").rank("dense").cast(pl.Int64).alias("user_code")
-    )
+    # every unit has an outcome row per window (cross join in UNIT_OUTCOMES_SQL), so the dense
+    # user codes of the units are those of every window's data
+    coded = units.with_columns(pl.col("user_id").rank("dense").cast(pl.Int64).alias("user_code"))
     for w in windows:
-        complete = data.filter(
-            (pl.col("window_days") == w)
-            & (pl.col("activity_date") + pl.duration(days=w) <= pl.lit(end))
-        )
+        # one window at a time: memory holds one window's units, not every window's at once
+        complete = coded.join(
+            outcomes.filter(pl.col("window_days") == w),
+            on=["user_id", "activity_date"],
+            how="inner",
+        ).filter(pl.col("activity_date") + pl.duration(days=w) <= pl.lit(end))
         if complete.is_empty():
             continue
         for grain in GRAINS:
@@ -488,20 +504,26 @@ def visitor_day_rows(
                     period = period.with_columns(pl.Series("_w", weights), pl.Series("_p", p))
                     balance_rows.extend(_balance(key, x, names, t_eligible, w_e))
                     overlap_rows.append(_overlap(key, p_e, t_eligible, w_e))
-                for segment, condition, treatment_attr in _segments(period, experiment=False):
-                    part = (
-                        period.filter(condition | ~pl.col("is_engaged"))
-                        if treatment_attr
-                        else (period.filter(condition))
-                    )
-                    t = part["is_engaged"].to_numpy()
+                segments = _segments(period, experiment=False)
+                # every segment's rows as one boolean mask each, evaluated in one pass
+                masks = period.select(
+                    (condition | ~pl.col("is_engaged") if treatment_attr else condition)
+                    .fill_null(False)
+                    .alias(f"_m{i}")
+                    for i, (_, condition, treatment_attr) in enumerate(segments)
+                )
+                whole = _arrays(period, "is_engaged", period["_w"].to_numpy() if fit else None)
+                for i, (segment, _, _) in enumerate(segments):
+                    mask = masks[f"_m{i}"].to_numpy()
+                    t = whole.treated[mask]
                     if t.sum() == 0 or (~t).sum() == 0:
                         continue
                     sql_owned = grain == "day" and (
                         segment == "all" or segment.startswith(SQL_SEGMENT_PREFIXES)
                     )
+                    part = _select(whole, mask)
                     if not sql_owned:
-                        row = _comparison_row(_arrays(part, "is_engaged", None), clustered=True)
+                        row = _comparison_row(replace(part, weights=None), clustered=True)
                         lift_rows.append(
                             {
                                 **key,
@@ -512,9 +534,7 @@ def visitor_day_rows(
                             }
                         )
                     if fit:
-                        row = _comparison_row(
-                            _arrays(part, "is_engaged", part["_w"].to_numpy()), clustered=True
-                        )
+                        row = _comparison_row(part, clustered=True)
                         lift_rows.append(
                             {
                                 **key,

@@ -40,8 +40,44 @@ def two_sided_p(z: float) -> float:
     return float(math.erfc(abs(z) / math.sqrt(2)))
 
 
-def cluster_sums(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class ClusterIndex:
+    """Dense codes (0..n-1, in the order of np.unique) of the cluster of each unit.
+
+    Build it once per comparison (``ClusterIndex.of``) and pass it wherever ``clusters`` are
+    taken: the sums per cluster are then a ``bincount`` instead of a sort each time.
+    """
+
+    codes: np.ndarray
+    n: int
+
+    @classmethod
+    def of(cls, clusters: np.ndarray) -> ClusterIndex:
+        clusters = np.asarray(clusters)
+        if len(clusters) == 0:
+            return cls(np.zeros(0, dtype=np.int64), 0)
+        if clusters.dtype.kind in "iu" and bool(np.all(clusters[1:] >= clusters[:-1])):
+            # sorted integer ids (units sorted by user): codes in one pass, no sort
+            change = np.empty(len(clusters), dtype=bool)
+            change[0] = True
+            np.not_equal(clusters[1:], clusters[:-1], out=change[1:])
+            codes = np.cumsum(change) - 1
+        else:
+            _, codes = np.unique(clusters, return_inverse=True)
+        return cls(codes.astype(np.int64), int(codes.max()) + 1)
+
+    def distinct(self, mask: np.ndarray) -> int:
+        """Return how many clusters have at least one unit in ``mask``."""
+        return int(np.count_nonzero(np.bincount(self.codes[mask], minlength=self.n)))
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        return np.bincount(self.codes, weights=values, minlength=self.n)
+
+
+def cluster_sums(values: np.ndarray, clusters: np.ndarray | ClusterIndex) -> np.ndarray:
     """Return the sum of ``values`` per distinct cluster id (order of np.unique)."""
+    if isinstance(clusters, ClusterIndex):
+        return clusters.sums(values)
     _, inverse = np.unique(clusters, return_inverse=True)
     return np.bincount(inverse, weights=values)
 
@@ -50,7 +86,7 @@ def weighted_ratio(
     y: np.ndarray,
     treated: np.ndarray,
     weights: np.ndarray | None = None,
-    clusters: np.ndarray | None = None,
+    clusters: np.ndarray | ClusterIndex | None = None,
 ) -> RatioEstimate:
     """Ratio of the weighted mean of ``y`` among treated to that among the others.
 
@@ -93,7 +129,7 @@ def weighted_difference(
     y: np.ndarray,
     treated: np.ndarray,
     weights: np.ndarray | None = None,
-    clusters: np.ndarray | None = None,
+    clusters: np.ndarray | ClusterIndex | None = None,
 ) -> tuple[float | None, float | None]:
     """Return (m1 - m0, its standard error) with the same clustered influence values."""
     y = np.asarray(y, dtype=float)
