@@ -552,9 +552,11 @@ def _balance(
 ) -> list[dict[str, Any]]:
     rows = []
     kept = weights > 0
+    columns = np.asfortranarray(x)  # contiguous columns: no strided copy per covariate
+    kept_columns, t_kept, w_kept = np.asfortranarray(x[kept]), t[kept], weights[kept]
     for j, name in enumerate(names):
-        before = ls.smd(x[:, j], t)
-        after = ls.smd(x[kept, j], t[kept], weights[kept])
+        before = ls.smd(columns[:, j], t)
+        after = ls.smd(kept_columns[:, j], t_kept, w_kept)
         rows.append(
             {
                 **{
