@@ -12,7 +12,9 @@ with lines as (
     select
         l.*,
         p.brand as product_brand,
-        p.category as product_category
+        p.category as product_category,
+        -- a compact, deterministic partition key: (order_id, line_no) is unique
+        row_number() over (order by l.order_id, l.line_no) as line_key
     from int_order_lines as l
     left join stg_products as p on p.product_id = l.product_id
     where l.order_date between $start_date and $end_date
@@ -35,7 +37,10 @@ session_categories as (
 ),
 
 sessions as (
-    select session_id, user_id, session_start, touch_type, channel, model_version
+    select
+        session_id, user_id, session_start, touch_type, channel, model_version,
+        -- one integer in (session_start, session_id) order: the touch order, cheap to sort on
+        row_number() over (order by session_start, session_id) as session_order
     from assistant_sessions
     where session_date between cast($start_date as date) - cast($max_window_days as integer)
         and $end_date
@@ -43,6 +48,7 @@ sessions as (
 
 pairs as (
     select
+        l.line_key,
         l.order_id,
         l.line_no,
         l.order_at,
@@ -55,6 +61,7 @@ pairs as (
         l.line_revenue_usd,
         s.session_id,
         s.session_start,
+        s.session_order,
         s.touch_type,
         s.channel,
         s.model_version,
@@ -82,44 +89,68 @@ pairs as (
         and sc.category = l.product_category
 ),
 
+-- the youngest eligible touch of a line in each scope: it lies in every window that has a touch
+-- of that scope (its age is the smallest), so it is also each (window, scope) partition's youngest
+youngest as (
+    select
+        line_key,
+        min(age_us) as user_age_us,
+        min(age_us) filter (where surfaced_product) as product_age_us,
+        min(age_us) filter (where surfaced_brand) as brand_age_us,
+        min(age_us) filter (where surfaced_category) as category_age_us
+    from pairs
+    group by line_key
+),
+
 windowed as (
     select
         p.*,
+        y.user_age_us,
+        y.product_age_us,
+        y.brand_age_us,
+        y.category_age_us,
         w.window_days
     from pairs as p
+    inner join youngest as y on y.line_key = p.line_key
     inner join cfg_windows as w
         on p.age_us <= cast(w.window_days as bigint) * 86400000000
 ),
 
 scoped as (
-    select *, 'user' as scope from windowed
+    select *, 1 as scope_id, user_age_us as youngest_age_us from windowed
     union all
-    select *, 'product' as scope from windowed where surfaced_product
+    select *, 2 as scope_id, product_age_us from windowed where surfaced_product
     union all
-    select *, 'brand' as scope from windowed where surfaced_brand
+    select *, 3 as scope_id, brand_age_us from windowed where surfaced_brand
     union all
-    select *, 'category' as scope from windowed where surfaced_category
+    select *, 4 as scope_id, category_age_us from windowed where surfaced_category
 ),
 
-ranked as (
+weighted as (
     select
         *,
-        count(*) over (
-            partition by order_id, line_no, window_days, scope
-        ) as n_touches,
-        row_number() over (
-            partition by order_id, line_no, window_days, scope
-            order by session_start, session_id
-        ) as touch_rank,
         -- relative to the line's youngest touch (weight 1), so that weights never all underflow;
         -- the normalised credits equal 2^(-age / half_life) / sum of the same
         power(
-            2e0,
-            -(cast(age_us - min(age_us) over (
-                partition by order_id, line_no, window_days, scope
-            ) as double) / 86400e6) / $half_life_days
+            2e0, -(cast(age_us - youngest_age_us as double) / 86400e6) / $half_life_days
         ) as decay_weight
     from scoped
+),
+
+-- one window operator (one sort) computes every per-partition figure
+ranked as (
+    select
+        *,
+        count(*) over touches as n_touches,
+        row_number() over touches as touch_rank,
+        -- an ordered, whole-partition frame fixes the summation order: reruns are bit-identical
+        sum(decay_weight) over touches as decay_total
+    from weighted
+    window touches as (
+        partition by line_key, window_days, scope_id
+        order by session_order
+        rows between unbounded preceding and unbounded following
+    )
 ),
 
 final as (
@@ -133,7 +164,8 @@ final as (
         product_id,
         line_status,
         window_days,
-        scope,
+        case scope_id when 1 then 'user' when 2 then 'product' when 3 then 'brand'
+            else 'category' end as scope,
         session_id,
         session_start,
         touch_type,
@@ -147,12 +179,7 @@ final as (
         case when touch_rank = 1 then 1e0 else 0e0 end as first_touch,
         case when touch_rank = n_touches then 1e0 else 0e0 end as last_touch,
         1e0 / n_touches as linear,
-        -- an ordered, whole-partition frame fixes the summation order: reruns are bit-identical
-        decay_weight / sum(decay_weight) over (
-            partition by order_id, line_no, window_days, scope
-            order by session_start, session_id
-            rows between unbounded preceding and unbounded following
-        ) as time_decay,
+        decay_weight / decay_total as time_decay,
         case
             when n_touches = 1 then 1e0
             when n_touches = 2 then 0.5e0
