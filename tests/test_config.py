@@ -71,3 +71,51 @@ def test_settings_hash_tracks_meaning_not_paths():
 def test_schedule_timezone_must_be_an_iana_zone():
     with pytest.raises(ValidationError, match="IANA time zone"):
         load_settings(schedule_timezone="Mars/Base")
+
+
+def test_duckdb_limits_are_operational_and_validated(monkeypatch):
+    monkeypatch.setenv("ATTRIBUTION_DUCKDB_MEMORY_LIMIT", "3GB")
+    monkeypatch.setenv("ATTRIBUTION_DUCKDB_THREADS", "1")
+    limited = load_settings()
+    assert limited.duckdb_memory_limit == "3GB" and limited.duckdb_threads == 1
+    # resource limits change no number: the settings hash ignores them
+    assert limited.settings_hash() == Settings().settings_hash()
+    for bad in ("lots", "3 parsecs", "1GB'; DROP TABLE x; --"):
+        with pytest.raises(ValidationError):
+            Settings(duckdb_memory_limit=bad)
+    with pytest.raises(ValidationError):
+        Settings(duckdb_threads=0)
+
+
+def test_connect_applies_the_limits_and_refuses_a_bad_size(tmp_path):
+    from attribution.warehouse import connect
+
+    con = connect(tmp_path / "w.duckdb", memory_limit="1GB", threads=1)
+    limit, threads = con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('threads')"
+    ).fetchall()[0]
+    con.close()
+    assert limit.endswith("MiB") and 900 <= float(limit.split()[0]) <= 1000  # 1 GB = 953.6 MiB
+    assert threads == 1
+    with pytest.raises(ValueError, match="not a size"):
+        connect(tmp_path / "w.duckdb", memory_limit="1GB'; SELECT 1; --")
+
+
+def test_pipeline_connections_use_the_configured_limits(tmp_path, monkeypatch):
+    from attribution import pipeline
+
+    seen = {}
+
+    def fake_connect(path, **limits):
+        seen.update(limits)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(pipeline, "connect", fake_connect)
+    run = pipeline.PipelineRun(
+        Settings(duckdb_memory_limit="2GB", duckdb_threads=2),
+        landing_dir=tmp_path / "landing",
+        warehouse_path=tmp_path / "w.duckdb",
+    )
+    with pytest.raises(RuntimeError, match="stop here"), run._connection():
+        pass
+    assert seen == {"memory_limit": "2GB", "threads": 2}
