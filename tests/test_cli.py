@@ -20,7 +20,17 @@ def test_help_imports_no_heavy_module():
         [sys.executable, "-m", "attribution.cli", "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0
-    for command in ("generate", "run", "backfill", "serve", "report", "demo", "explain", "lift"):
+    for command in (
+        "generate",
+        "run",
+        "backfill",
+        "serve",
+        "report",
+        "demo",
+        "explain",
+        "lift",
+        "notebooks",
+    ):
         assert command in done.stdout
 
 
