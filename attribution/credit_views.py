@@ -15,7 +15,7 @@ import duckdb
 import polars as pl
 
 from attribution.config import RULE_MODELS
-from attribution.warehouse import table_exists
+from attribution.warehouse import exact_money_sum, require_tables
 
 # a touch's position in its line's journey (touch_rank among n_touches eligible sessions)
 POSITIONS: tuple[str, ...] = ("only", "first", "middle", "last")
@@ -23,19 +23,6 @@ _POSITION_SQL = (
     "CASE WHEN n_touches = 1 THEN 'only' WHEN touch_rank = 1 THEN 'first' "
     "WHEN touch_rank = n_touches THEN 'last' ELSE 'middle' END"
 )
-
-
-def _require(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
-    for table in tables:
-        if not table_exists(con, table):
-            raise LookupError(f"the warehouse has no {table}: run `attribution run` first")
-
-
-def _exact_money(expression: str) -> str:
-    return (
-        f"cast(sum(cast({expression} * cast(line_revenue_usd AS DOUBLE) AS DECIMAL(38, 10))) "
-        "AS DECIMAL(18, 4))"
-    )
 
 
 def _date_filter(start: date | None, end: date | None) -> tuple[str, dict[str, Any]]:
@@ -61,10 +48,10 @@ def credit_by_position(
     share_of_model (the position's share of the model's attributed revenue at that window).
     Orders placed in [start, end] (None = all).
     """
-    _require(con, "fct_attribution")
+    require_tables(con, "fct_attribution")
     where, params = _date_filter(start, end)
     sums = ", ".join(
-        f"sum({m}) AS credit__{m}, {_exact_money(m)} AS revenue__{m}" for m in RULE_MODELS
+        f"sum({m}) AS credit__{m}, {exact_money_sum(m)} AS revenue__{m}" for m in RULE_MODELS
     )
     wide = con.sql(
         f"""
@@ -144,7 +131,7 @@ def window_sensitivity(
     all sales each window lets the assistant claim. Every rule model credits the same total at a
     window; they differ in which sessions get it.
     """
-    _require(con, "fct_attribution_window_sensitivity", "int_order_lines")
+    require_tables(con, "fct_attribution_window_sensitivity", "int_order_lines")
     where, params = _date_filter(start, end)
     revenue_columns = ", ".join(f"cast(sum({m}_revenue_usd) AS DOUBLE) AS {m}" for m in RULE_MODELS)
     wide = con.sql(
@@ -178,7 +165,7 @@ def lag_distribution(con: duckdb.DuckDBPyConnection, scope: str = "user") -> pl.
     From ``fct_attribution_lag``: attributed lines and their revenue, ``share_of_lines`` within
     the window and ``cumulative_share`` (lines bought within the bucket's upper bound).
     """
-    _require(con, "fct_attribution_lag")
+    require_tables(con, "fct_attribution_lag")
     return (
         con.sql(
             """
@@ -211,7 +198,7 @@ def orders_to_explain(
     ``window_days``), the shortest journeys first, one order per journey length, the same orders
     on every call (ordered by md5 of the order id).
     """
-    _require(con, "fct_attribution")
+    require_tables(con, "fct_attribution")
     rows = con.execute(
         """
         WITH lines AS (
@@ -237,7 +224,7 @@ def data_driven_by_touch_type(
 ) -> pl.DataFrame:
     """Return ``fct_attribution_by_touch_type`` (Markov removal effects, Shapley values and the
     rule models' revenue per touch type), optionally for one window."""
-    _require(con, "fct_attribution_by_touch_type")
+    require_tables(con, "fct_attribution_by_touch_type")
     return con.sql(
         "SELECT * FROM fct_attribution_by_touch_type "
         "WHERE $w IS NULL OR window_days = $w ORDER BY window_days, touch_type",

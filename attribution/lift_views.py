@@ -12,15 +12,9 @@ import duckdb
 import polars as pl
 
 from attribution.lift import SMD_BALANCED, att_weights
-from attribution.warehouse import table_exists
+from attribution.warehouse import require_tables
 
 BH_ALPHA = 0.05  # false discovery rate at which a segment's effect is called significant
-
-
-def _require(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
-    for table in tables:
-        if not table_exists(con, table):
-            raise LookupError(f"the warehouse has no {table}: run `attribution run` first")
 
 
 def lift_by_window(
@@ -30,7 +24,7 @@ def lift_by_window(
 
     ``period`` is a period grain of ``fct_conversion_lift`` (``all`` = the whole loaded range).
     """
-    _require(con, "fct_conversion_lift")
+    require_tables(con, "fct_conversion_lift")
     return con.sql(
         """
         SELECT window_days, method, experiment_id, period_start, period_end, n_engaged,
@@ -57,7 +51,7 @@ def segment_lift(
     period, method and window), significant (p_value_bh < 0.05). With many segments some
     intervals exclude 0 by chance; ``significant`` is the call that controls for that.
     """
-    _require(con, "fct_conversion_lift")
+    require_tables(con, "fct_conversion_lift")
     frame = con.sql(
         """
         SELECT split_part(segment, '=', 1) AS dimension,
@@ -84,7 +78,7 @@ def balance(
     ``smd_before`` / ``smd_after``: standardised mean difference engaged vs comparison before
     and after propensity weighting; |SMD| < 0.1 counts as balanced.
     """
-    _require(con, "fct_lift_balance")
+    require_tables(con, "fct_lift_balance")
     return con.sql(
         """
         SELECT period_start, covariate, smd_before, smd_after, abs(smd_after) < $threshold AS balanced
@@ -102,7 +96,7 @@ def overlap(
     """Return the adjusted method's overlap diagnostics per period: propensity ranges of each
     group, share of units trimmed (propensity outside [0.01, 0.99]), largest comparison weight
     and the comparison group's effective sample size."""
-    _require(con, "fct_lift_overlap")
+    require_tables(con, "fct_lift_overlap")
     return con.sql(
         """
         SELECT * EXCLUDE (period_grain, window_days, segment, method) FROM fct_lift_overlap

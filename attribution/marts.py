@@ -27,7 +27,7 @@ import polars as pl
 from attribution import credit_views, lift_views, version_compare
 from attribution.explain import OrderExplanation, explain_order, explanation_text
 from attribution.lift import balance_verdict, downstream_impact, pooled_lift_by_method
-from attribution.warehouse import connect, models, table_exists
+from attribution.warehouse import connect, models, require_tables, table_exists
 
 WAREHOUSE_ENV = "ATTRIBUTION_WAREHOUSE_PATH"
 DEFAULT_WAREHOUSE = Path("warehouse.duckdb")
@@ -191,8 +191,7 @@ class Marts:
         if grain not in ("daily", "monthly"):
             raise ValueError("grain must be 'daily' or 'monthly'")
         table = f"kpi_{grain}_segments"
-        if not table_exists(self.con, table):
-            raise LookupError(f"the warehouse has no {table}: run `attribution run` first")
+        require_tables(self.con, table)
         key = "date" if grain == "daily" else "month"
         return self.con.sql(
             f"SELECT * FROM {table} WHERE segment = $segment ORDER BY {key}",

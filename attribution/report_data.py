@@ -27,7 +27,7 @@ from attribution.journeys import TOUCH_COLUMNS, UNKNOWN_TOUCH
 from attribution.lift import SMD_BALANCED, downstream_impact
 from attribution.privacy import Population, TableFloor, least, users
 from attribution.report_period import PeriodSpec, ReportPeriod, clip_period
-from attribution.warehouse import table_exists
+from attribution.warehouse import exact_money_sum, table_exists
 
 REQUIRED_TABLES: tuple[str, ...] = (
     "kpi_daily",
@@ -233,14 +233,6 @@ _ATTRIBUTED_USERS = """
     count(DISTINCT user_id) FILTER (WHERE line_revenue_usd > 0) AS attributed_buyers"""
 
 
-def _money(expression: str) -> str:
-    """Return an exact sum of ``expression`` (credit x revenue), as fct_attribution's users do."""
-    return (
-        f"cast(sum(cast({expression} * cast(line_revenue_usd AS DOUBLE) AS DECIMAL(38, 10))) "
-        "AS DECIMAL(18, 4))"
-    )
-
-
 def _attribution_by_model_window(
     con: duckdb.DuckDBPyConnection, period: ReportPeriod, revenue_usd: float
 ) -> pl.DataFrame:
@@ -249,7 +241,7 @@ def _attribution_by_model_window(
     Scopes user and product. At one scope every rule model credits the same total (credits of a
     line sum to 1); the models differ in which touches get the credit.
     """
-    sums = ", ".join(f"{_money(model)} AS {model}" for model in RULE_MODELS)
+    sums = ", ".join(f"{exact_money_sum(model)} AS {model}" for model in RULE_MODELS)
     wide = _frame(
         con,
         f"""
@@ -320,7 +312,7 @@ def _model_version_attribution(
         f"""
         SELECT coalesce(model_version, '{UNKNOWN_TOUCH}') AS model_version,
             count(*) AS attributed_lines,
-            {_money("last_touch")} AS attributed_revenue_usd,
+            {exact_money_sum("last_touch")} AS attributed_revenue_usd,
             {_ATTRIBUTED_USERS}
         FROM fct_attribution
         WHERE scope = 'user' AND window_days = $window AND last_touch > 0

@@ -48,7 +48,7 @@ from attribution.stratified import (
     ratio_of_ratios,
     stratified_ratio,
 )
-from attribution.warehouse import table_exists
+from attribution.warehouse import require_tables
 
 NOT_ENGAGED = "(not engaged)"
 CONTRAST_METRICS: tuple[str, ...] = (
@@ -97,9 +97,7 @@ def version_units(
     """
     if credit_model not in RULE_MODELS:
         raise ValueError(f"credit_model must be one of {', '.join(RULE_MODELS)}")
-    for table in ("stg_visits", "assistant_sessions", "int_orders", "fct_attribution"):
-        if not table_exists(con, table):
-            raise LookupError(f"the warehouse has no {table}: run `attribution run` first")
+    require_tables(con, "stg_visits", "assistant_sessions", "int_orders", "fct_attribution")
     start, end = data_range(con)
     units, outcomes = load_units(con, start, end)
     outcomes = outcomes.filter(pl.col("window_days") == window_days)
@@ -142,8 +140,7 @@ def version_units(
 def daily_version_mix(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Return one row per (session date x model version): sessions, users, share of the day's
     sessions, and ``versions_that_day`` (how many versions answered that day)."""
-    if not table_exists(con, "assistant_sessions"):
-        raise LookupError("the warehouse has no assistant_sessions: run `attribution run` first")
+    require_tables(con, "assistant_sessions")
     return con.sql(
         """
         SELECT session_date AS date, coalesce(model_version, '(unknown)') AS model_version,

@@ -195,6 +195,25 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     )
 
 
+def require_tables(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    """Raise ``LookupError`` naming the first table the warehouse does not have yet."""
+    for table in tables:
+        if not table_exists(con, table):
+            raise LookupError(f"the warehouse has no {table}: run `attribution run` first")
+
+
+def exact_money_sum(expression: str) -> str:
+    """Return SQL summing ``expression`` x line_revenue_usd exactly (DECIMAL, 4 places).
+
+    Each credit x revenue is cast to DECIMAL(38, 10) before the sum, so the total does not depend
+    on the summation order (reruns are identical), as the window-sensitivity mart does.
+    """
+    return (
+        f"cast(sum(cast({expression} * cast(line_revenue_usd AS DOUBLE) AS DECIMAL(38, 10))) "
+        "AS DECIMAL(18, 4))"
+    )
+
+
 def run_model(
     con: duckdb.DuckDBPyConnection,
     model: Model,

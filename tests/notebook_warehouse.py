@@ -8,32 +8,17 @@ share, and plants no difference between the versions.
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 
 import pytest
-
-from attribution.config import Settings
-from attribution.generate import generate_landing
-from attribution.pipeline import run_pipeline
+from report_warehouse import generated_warehouse
 
 USERS, DAYS, SEED, START = 1500, 45, 11, date(2026, 3, 2)
 
 
 def notebook_warehouse(factory: pytest.TempPathFactory) -> Path:
     """Return the session's notebook warehouse, building it on first use."""
-    root = factory.getbasetemp() / "notebook-warehouse"
-    path = root / "warehouse.duckdb"
-    if path.is_file():
-        return path
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    landing = root / "landing"
-    generate_landing(
-        landing, users=USERS, days=DAYS, seed=SEED, start_date=START, settings=Settings()
+    return generated_warehouse(
+        factory, "notebook-warehouse", users=USERS, days=DAYS, seed=SEED, start=START
     )
-    building = root / "building.duckdb"
-    run_pipeline(Settings(), landing_dir=landing, warehouse_path=building, expectations=False)
-    building.rename(path)
-    return path

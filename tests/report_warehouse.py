@@ -21,20 +21,35 @@ from attribution.pipeline import run_pipeline
 USERS, DAYS, START = 300, 430, date(2025, 6, 1)
 
 
-def report_warehouse(factory: pytest.TempPathFactory) -> Path:
-    """Return the session's report warehouse, building it on first use."""
-    root = factory.getbasetemp() / "report-warehouse"
+def generated_warehouse(
+    factory: pytest.TempPathFactory, name: str, *, users: int, days: int, seed: int, start: date
+) -> Path:
+    """Return the session's warehouse ``name`` of generated data, building it on first use.
+
+    The real pipeline runs (expectations off) into a temporary file that is renamed when done, so
+    an interrupted build is never taken for a finished one.
+    """
+    root = factory.getbasetemp() / name
     path = root / "warehouse.duckdb"
     if path.is_file():
         return path
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     landing = root / "landing"
-    generate_landing(landing, users=USERS, days=DAYS, seed=3, start_date=START, settings=Settings())
+    generate_landing(
+        landing, users=users, days=days, seed=seed, start_date=start, settings=Settings()
+    )
     building = root / "building.duckdb"
     run_pipeline(Settings(), landing_dir=landing, warehouse_path=building, expectations=False)
     building.rename(path)
     return path
+
+
+def report_warehouse(factory: pytest.TempPathFactory) -> Path:
+    """Return the session's report warehouse, building it on first use."""
+    return generated_warehouse(
+        factory, "report-warehouse", users=USERS, days=DAYS, seed=3, start=START
+    )
 
 
 def chromium_or_skip() -> str:
