@@ -20,12 +20,14 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from attribution import lift_groups as lg
 from attribution import lift_stats as ls
 from attribution.config import Settings
 from attribution.warehouse import atomic, table_exists, write_config_tables
 
 GRAINS: tuple[str, ...] = ("day", "week", "month", "year", "all")
-SQL_SEGMENT_PREFIXES: tuple[str, ...] = ("marketplace=", "channel=")
+SQL_SEGMENT_DIMENSIONS: tuple[str, ...] = ("marketplace", "channel")
+TREATMENT_ATTRIBUTES: tuple[str, ...] = ("model_version", "event_type")
 # rows written by sql/marts/fct_conversion_lift.sql (the Python stage leaves them alone)
 _SQL_OWNED = (
     "method = 'observed' AND period_grain = 'day' AND experiment_id IS NULL AND "
@@ -285,89 +287,46 @@ def _with_periods(frame: pl.DataFrame, day_col: str, grain: str, start: date) ->
     )
 
 
-# --- one comparison ------------------------------------------------------------------------
-
-
-@dataclass
-class Comparison:
-    """Arrays of one (period, window, segment) comparison."""
-
-    treated: np.ndarray
-    converted: np.ndarray
-    revenue: np.ndarray
-    users: np.ndarray | None
-    weights: np.ndarray | None = None
-
-
-def _comparison_row(c: Comparison, clustered: bool) -> dict[str, Any]:
-    t = c.treated
-    index = ls.ClusterIndex.of(c.users) if c.users is not None else None
-    clusters = index if clustered else None
-    conv = ls.weighted_ratio(c.converted, t, c.weights, clusters)
-    rev = ls.weighted_ratio(c.revenue, t, c.weights, clusters)
-    diff, diff_se = ls.weighted_difference(c.revenue, t, c.weights, clusters)
-    # trimmed units (weight 0) are left out of every count
-    kept = np.ones(len(t), dtype=bool) if c.weights is None else c.weights > 0
-    n1, n0 = int((t & kept).sum()), int((~t & kept).sum())
-    row: dict[str, Any] = {
-        "n_engaged": n1,
-        "n_comparison": n0,
-        "n_engaged_users": _distinct(index, t & kept, n1),
-        "n_comparison_users": _distinct(index, ~t & kept, n0),
-        "conversions_engaged": int(c.converted[t & kept].sum()),
-        "conversions_comparison": int(c.converted[~t & kept].sum()),
-        "cr_engaged": conv.m1,
-        "cr_comparison": conv.m0,
-        "lift": conv.lift,
-        "lift_ci_low": conv.ci_low,
-        "lift_ci_high": conv.ci_high,
-        "p_value": conv.p_value,
-        "revenue_engaged_usd": float(c.revenue[t & kept].sum()),
-        "revenue_comparison_usd": float(c.revenue[~t & kept].sum()),
-        "revenue_per_user_engaged_usd": rev.m1,
-        "revenue_per_user_comparison_usd": rev.m0,
-        "revenue_lift": rev.lift,
-        "revenue_lift_ci_low": rev.ci_low,
-        "revenue_lift_ci_high": rev.ci_high,
-        "incremental_conversions": n1 * (conv.m1 - conv.m0) if conv.m1 is not None else None,
-        "incremental_revenue_usd": n1 * diff if diff is not None else None,
-        "incremental_revenue_ci_low": n1 * (diff - ls.Z_95 * diff_se) if diff is not None else None,
-        "incremental_revenue_ci_high": n1 * (diff + ls.Z_95 * diff_se)
-        if diff is not None
-        else None,
-    }
-    return row
-
-
-def _distinct(users: ls.ClusterIndex | None, mask: np.ndarray, n_units: int) -> int | None:
-    """Return the number of distinct users among the masked units (None if users are unknown)."""
-    if users is None:
-        return None
-    return users.distinct(mask) if n_units else 0
-
-
 # --- propensity ----------------------------------------------------------------------------
+
+
+def _log_covariates(columns: list[np.ndarray]) -> np.ndarray:
+    """Return the numeric propensity covariates, log1p of counts/money/tenure (one column each)."""
+    return np.column_stack([np.log1p(np.maximum(c.astype(float), 0)) for c in columns])
+
+
+def level_codes(values: pl.Series, fill: str | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Return (code per value, sorted levels); nulls become ``fill`` or code -1."""
+    if fill is not None:
+        values = values.fill_null(fill)
+    levels = tuple(sorted(v for v in values.unique().to_list() if v is not None))
+    codes = values.cast(pl.Enum(levels)).to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
+    return codes, levels
+
+
+def design_from(
+    numeric: np.ndarray, dims: list[tuple[str, np.ndarray, tuple[str, ...]]]
+) -> tuple[np.ndarray, list[str]]:
+    """Return the design matrix of some units: their numeric covariates, then one-hot columns of
+    every level present of each (dimension, level codes, levels), the most frequent dropped."""
+    cols, names = [numeric], list(COVARIATES)
+    for dim, codes, levels in dims:
+        counts = np.bincount(codes, minlength=len(levels))
+        present = [i for i in range(len(levels)) if counts[i] > 0]
+        base = max(present, key=lambda i: counts[i])  # first most frequent, as argmax
+        for i in present:
+            if i != base:
+                cols.append((codes == i).astype(float)[:, None])
+                names.append(f"{dim}={levels[i]}")
+    return np.hstack(cols), names
 
 
 def design_matrix(frame: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
     """Return the propensity covariates (log1p of counts/money/tenure, one-hot marketplace and
     channel with the most frequent level dropped) and their names."""
-    cols, names = [], []
-    for name in COVARIATES:
-        cols.append(np.log1p(np.maximum(frame[name].to_numpy().astype(float), 0)))
-        names.append(name)
-    for dim in ("marketplace", "channel"):
-        values = frame[dim].fill_null("unknown")
-        # levels in sorted order with their counts (hash counts; a few levels, sorted in Python)
-        counted = dict(values.value_counts().iter_rows())
-        levels = sorted(counted)
-        base = max(levels, key=lambda level: counted[level])  # first most frequent, as argmax
-        for level in levels:
-            if level != base:
-                cols.append((values == level).cast(pl.Float64).to_numpy())
-                names.append(f"{dim}={level}")
-    x = np.column_stack(cols) if cols else np.zeros((frame.height, 0))
-    return x, names
+    numeric = _log_covariates([frame[name].to_numpy() for name in COVARIATES])
+    dims = [(dim, *level_codes(frame[dim], "unknown")) for dim in ("marketplace", "channel")]
+    return design_from(numeric, dims)
 
 
 def att_weights(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -377,7 +336,12 @@ def att_weights(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     weight 0 (trimmed: no comparable counterpart).
     """
     x, names = design_matrix(frame)
-    t = frame["is_engaged"].to_numpy()
+    p, weights = att_weights_of(x, frame["is_engaged"].to_numpy())
+    return p, weights, x, names
+
+
+def att_weights_of(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (propensity, ATT weights) of units with design matrix ``x`` and engagement ``t``."""
     # standardise for a well-conditioned Newton fit (coefficients are not reported)
     mean, sd = x.mean(axis=0), x.std(axis=0)
     sd[sd == 0] = 1.0
@@ -386,7 +350,7 @@ def att_weights(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     p = ls.predict_logistic(beta, z)
     weights = np.where(t, 1.0, p / (1 - p))
     weights[(p < TRIM_LOW) | (p > TRIM_HIGH)] = 0.0
-    return p, weights, x, names
+    return p, weights
 
 
 # --- the table -----------------------------------------------------------------------------
@@ -411,166 +375,329 @@ def load_experiment_units(con: duckdb.DuckDBPyConnection, start: date, end: date
     return con.sql(EXPERIMENT_SQL, params={"start_date": start, "end_date": end}).pl()
 
 
-def _segments(frame: pl.DataFrame, *, experiment: bool) -> list[tuple[str, pl.Expr, bool]]:
-    """Return (segment name, filter, treatment-attribute?) for every segment present.
+@dataclass(frozen=True)
+class VisitorDays:
+    """Visitor-day units as arrays, sorted by user then day (the lift stage's input)."""
 
-    Treatment-attribute segments (model_version, event_type) only exist for engaged units: their
-    comparison group is every comparison unit of the period.
+    user: np.ndarray  # dense user code (0..n_users-1, in user_id order)
+    day: pl.Series  # activity_date
+    ordinal: np.ndarray  # activity_date as days since 1970-01-01
+    engaged: np.ndarray
+    holdout: np.ndarray
+    covariates: np.ndarray  # log1p covariates (COVARIATES order), one row per unit
+    design_dims: list[tuple[str, np.ndarray, tuple[str, ...]]]  # marketplace/channel, nulls named
+    dims: list[lg.Dimension]  # segment dimensions after ``all``
+    outcomes: dict[int, tuple[np.ndarray, np.ndarray]]  # window -> (converted, revenue)
+
+    def subset(self, keep: np.ndarray) -> VisitorDays:
+        return VisitorDays(
+            user=self.user[keep],
+            day=self.day.filter(pl.Series(keep)),
+            ordinal=self.ordinal[keep],
+            engaged=self.engaged[keep],
+            holdout=self.holdout[keep],
+            covariates=self.covariates[keep],
+            design_dims=[(d, codes[keep], levels) for d, codes, levels in self.design_dims],
+            dims=[replace(d, codes=d.codes[keep]) for d in self.dims],
+            outcomes={w: (c[keep], r[keep]) for w, (c, r) in self.outcomes.items()},
+        )
+
+
+def load_visitor_days(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, windows: tuple[int, ...]
+) -> VisitorDays:
+    """Return the visitor-days of [start, end] with covariates and their outcome per window.
+
+    Only codes and numbers leave DuckDB (no user ids), and outcomes come one window at a time
+    in unit order, so Python holds a few numbers per unit.
     """
-    out: list[tuple[str, pl.Expr, bool]] = [("all", pl.lit(True), False)]
-    dims = ["marketplace", "channel"]
-    for dim in dims:
-        for value in sorted(v for v in frame[dim].unique().to_list() if v is not None):
-            out.append((f"{dim}={value}", pl.col(dim) == value, False))
-    if not experiment:
-        for dim in ("model_version", "event_type"):
-            for value in sorted(v for v in frame[dim].unique().to_list() if v is not None):
-                out.append((f"{dim}={value}", pl.col(dim) == value, True))
-    out.append(("buyer=new", ~pl.col("is_returning_buyer"), False))
-    out.append(("buyer=returning", pl.col("is_returning_buyer"), False))
-    return out
-
-
-def _arrays(part: pl.DataFrame, treated_col: str, weights: np.ndarray | None) -> Comparison:
-    return Comparison(
-        treated=part[treated_col].to_numpy().astype(bool),
-        converted=part["converted"].to_numpy().astype(float),
-        revenue=part["revenue"].to_numpy().astype(float),
-        # user codes (visitor-days) or user ids (experiment units): distinct counts, clusters
-        users=part["user_code" if "user_code" in part.columns else "user_id"].to_numpy(),
-        weights=weights,
+    params = {"start_date": start, "end_date": end}
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _lift_units AS SELECT *, "
+        f"dense_rank() OVER (ORDER BY user_id) - 1 AS user_code FROM ({UNITS_SQL}) AS u",
+        params,
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _lift_outcomes AS {UNIT_OUTCOMES_SQL}")
+    columns = ", ".join(
+        [
+            *("user_code", "activity_date", "is_engaged", "is_holdout", "is_returning_buyer"),
+            *("marketplace", "channel", "model_version", "event_type", *COVARIATES),
+        ]
+    )
+    units = con.sql(f"SELECT {columns} FROM _lift_units ORDER BY user_code, activity_date").pl()
+    outcomes = {}
+    for w in windows:
+        got = con.sql(
+            "SELECT o.converted, o.revenue FROM _lift_units AS u JOIN _lift_outcomes AS o "
+            "USING (user_id, activity_date) WHERE o.window_days = $w "
+            "ORDER BY u.user_code, u.activity_date",
+            params={"w": w},
+        ).pl()
+        outcomes[w] = (got["converted"].to_numpy().astype(float), got["revenue"].to_numpy())
+    con.execute("DROP TABLE IF EXISTS _lift_units")
+    con.execute("DROP TABLE IF EXISTS _lift_outcomes")
+    returning = units["is_returning_buyer"].to_numpy()
+    dims = [
+        lg.Dimension(dim, *level_codes(units[dim]), of_treated=dim in TREATMENT_ATTRIBUTES)
+        for dim in ("marketplace", "channel", *TREATMENT_ATTRIBUTES)
+    ]
+    dims.append(_buyer_dimension(returning))
+    return VisitorDays(
+        user=units["user_code"].to_numpy().astype(np.int64),
+        day=units["activity_date"],
+        ordinal=units["activity_date"].to_numpy().astype("datetime64[D]").astype(np.int64),
+        engaged=units["is_engaged"].to_numpy().astype(bool),
+        holdout=units["is_holdout"].to_numpy().astype(bool),
+        covariates=_log_covariates([units[name].to_numpy() for name in COVARIATES]),
+        design_dims=[(d, *level_codes(units[d], "unknown")) for d in ("marketplace", "channel")],
+        dims=dims,
+        outcomes=outcomes,
     )
 
 
-def _select(c: Comparison, mask: np.ndarray) -> Comparison:
-    """Return the comparison of the masked units (same order)."""
-    return Comparison(
-        treated=c.treated[mask],
-        converted=c.converted[mask],
-        revenue=c.revenue[mask],
-        users=None if c.users is None else c.users[mask],
-        weights=None if c.weights is None else c.weights[mask],
+@dataclass(frozen=True)
+class PeriodFits:
+    """The adjusted method's propensity fits of every period of one grain."""
+
+    fitted: np.ndarray  # per period: was a propensity model fitted
+    weights: np.ndarray  # per unit: ATT weight (0: holdout, trimmed or period not fitted)
+    balance_rows: list[dict[str, Any]]
+    overlap_rows: list[dict[str, Any]]
+
+
+def _period_rows(period: np.ndarray, n_periods: int) -> list[np.ndarray]:
+    """Return the unit indices of each period, in unit order."""
+    order = np.argsort(period, kind="stable")
+    bounds = np.searchsorted(period[order], np.arange(n_periods + 1))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n_periods)]
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One period's propensity fit: eligible rows, ATT weights, diagnostics rows."""
+
+    rows: np.ndarray
+    weights: np.ndarray
+    balance_rows: list[dict[str, Any]]
+    overlap_row: dict[str, Any]
+
+
+FitCache = dict[tuple[int, int], _Fit]
+
+
+def _fit(units: VisitorDays, rows: np.ndarray, key: dict[str, Any]) -> _Fit | None:
+    # holdout users could not engage: the adjusted comparison leaves them out
+    rows = rows[~units.holdout[rows]]
+    t = units.engaged[rows]
+    if t.sum() < 2 or (~t).sum() < 2:
+        return None
+    x, names = design_from(
+        units.covariates[rows], [(d, c[rows], lv) for d, c, lv in units.design_dims]
     )
+    p, w = att_weights_of(x, t)
+    return _Fit(rows, w, _balance(key, x, names, t, w), _overlap(key, p, t, w))
 
 
-def visitor_day_rows(
-    units: pl.DataFrame,
-    outcomes: pl.DataFrame,
-    windows: tuple[int, ...],
-    start: date,
-    end: date,
+def _rekeyed(row: dict[str, Any], key: dict[str, Any]) -> dict[str, Any]:
+    return {**row, **{k: key[k] for k in _DIAGNOSTIC_KEYS}}
+
+
+_DIAGNOSTIC_KEYS = ("period_start", "period_end", "period_grain", "window_days")
+
+
+def fit_periods(
+    units: VisitorDays,
+    period_rows: list[np.ndarray],
+    keys: list[dict[str, Any]],
+    cache: FitCache,
+    cache_through: int,
+) -> PeriodFits:
+    """Fit the propensity model of each period over its eligible (non-holdout) units.
+
+    A period's fit depends only on its units, not on the window: periods whose days are all at
+    or before ``cache_through`` (day ordinal; complete for every window) are fitted once and
+    taken from ``cache`` for the next windows.
+    """
+    fitted = np.zeros(len(period_rows), dtype=bool)
+    weights = np.zeros(len(units.user))
+    balance_rows: list[dict[str, Any]] = []
+    overlap_rows: list[dict[str, Any]] = []
+    for i, rows in enumerate(period_rows):
+        days = units.ordinal[rows]
+        span = (int(days.min()), int(days.max())) if len(rows) else (0, -1)
+        fit = cache.get(span)
+        if fit is None:
+            fit = _fit(units, rows, keys[i])
+            if fit is None:
+                continue
+            if span[1] <= cache_through:
+                cache[span] = fit
+        else:
+            # the cached rows are positions in an earlier window's units: same units, same
+            # order, but this window's positions
+            fit = replace(fit, rows=rows[~units.holdout[rows]])
+        fitted[i], weights[fit.rows] = True, fit.weights
+        balance_rows.extend(_rekeyed(row, keys[i]) for row in fit.balance_rows)
+        overlap_rows.append(_rekeyed(fit.overlap_row, keys[i]))
+    return PeriodFits(fitted, weights, balance_rows, overlap_rows)
+
+
+def _grain_periods(
+    day: pl.Series, grain: str, start: date
+) -> tuple[np.ndarray, list[tuple[date, date]], list[int]]:
+    """Return (period number per unit, (start, end) per period in order, days per period)."""
+    framed = _with_periods(day.to_frame("activity_date"), "activity_date", grain, start)
+    bounds = framed.select("period_start", "period_end").unique().sort("period_start")
+    starts = framed["period_start"].to_numpy()
+    number = np.searchsorted(bounds["period_start"].to_numpy(), starts).astype(np.int64)
+    ordinal = day.to_numpy().astype("datetime64[D]").astype(np.int64)
+    span = int(ordinal.max() - ordinal.min()) + 1 if len(ordinal) else 1
+    period_days = np.unique(number * span + (ordinal - (ordinal.min() if len(ordinal) else 0)))
+    days = np.bincount(period_days // span, minlength=bounds.height)
+    return number, list(bounds.iter_rows()), [int(d) for d in days]
+
+
+def _period_keys(
+    bounds: list[tuple[date, date]], n_days: list[int], grain: str, w: int, **extra: Any
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "period_start": p_start,
+            "period_end": p_end,
+            "period_grain": grain,
+            "window_days": w,
+            **extra,
+            "n_days": days,
+        }
+        for (p_start, p_end), days in zip(bounds, n_days, strict=True)
+    ]
+
+
+def _buyer_dimension(returning: np.ndarray) -> lg.Dimension:
+    return lg.Dimension("buyer", returning.astype(np.int64), ("new", "returning"))
+
+
+def _segment_clusters(
+    dims: list[lg.Dimension], user: np.ndarray, period: np.ndarray, n_periods: int
+) -> list[lg.Clusters]:
+    """Return the clusters of segment ``all`` and then of each dimension."""
+    everyone = lg.Dimension("all", np.zeros(len(user), dtype=np.int64), ("all",))
+    return [lg.clusters_of(d, user, period, n_periods) for d in (everyone, *dims)]
+
+
+def _segment_stats(
+    clusters: list[lg.Clusters],
+    treated: np.ndarray,
+    converted: np.ndarray,
+    revenue: np.ndarray,
+    weights: np.ndarray | None,
+) -> list[lg.GroupStats]:
+    """Return the group statistics of every dimension (segment ``all`` first; ``weights``
+    None: every unit weighs 1)."""
+    whole = lg.group_stats(clusters[0], treated, converted, revenue, weights)
+    return [whole] + [
+        lg.group_stats(c, treated, converted, revenue, weights, whole) for c in clusters[1:]
+    ]
+
+
+def grain_rows(
+    units: VisitorDays, w: int, grain: str, start: date, cache: FitCache, cache_through: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return (lift rows, balance rows, overlap rows) of every period and segment of a grain."""
+    period, bounds, n_days = _grain_periods(units.day, grain, start)
+    keys = _period_keys(bounds, n_days, grain, w)
+    fits = fit_periods(units, _period_rows(period, len(bounds)), keys, cache, cache_through)
+    converted, revenue = units.outcomes[w]
+    clusters = _segment_clusters(units.dims, units.user, period, len(bounds))
+    per_method = {
+        method: _segment_stats(clusters, units.engaged, converted, revenue, weights)
+        for method, weights in (("observed", None), ("adjusted", fits.weights))
+    }
+    rows: list[dict[str, Any]] = []
+    for p, key in enumerate(keys):
+        for observed, adjusted in zip(per_method["observed"], per_method["adjusted"], strict=True):
+            dim = observed.clusters.dimension
+            for level in range(len(dim.levels)):
+                group = p * len(dim.levels) + level
+                if not lg.has_both_sides(observed, group):
+                    continue
+                segment = dim.segment(level)
+                sql_owned = grain == "day" and dim.name in ("all", *SQL_SEGMENT_DIMENSIONS)
+                if not sql_owned:
+                    rows.append(
+                        {
+                            **key,
+                            "segment": segment,
+                            "method": "observed",
+                            **lg.comparison_row(observed, group),
+                            "ci_method": "cluster_delta_log_ratio",
+                        }
+                    )
+                if fits.fitted[p]:
+                    rows.append(
+                        {
+                            **key,
+                            "segment": segment,
+                            "method": "adjusted",
+                            **lg.comparison_row(adjusted, group),
+                            "ci_method": "ipw_att_cluster_delta_log_ratio",
+                        }
+                    )
+    return rows, fits.balance_rows, fits.overlap_rows
+
+
+Rows = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def visitor_day_rows(units: VisitorDays, windows: tuple[int, ...], start: date, end: date) -> Rows:
     """Return (lift rows, balance rows, overlap rows) for methods observed and adjusted."""
     lift_rows: list[dict[str, Any]] = []
     balance_rows: list[dict[str, Any]] = []
     overlap_rows: list[dict[str, Any]] = []
-    if units.is_empty():
-        return lift_rows, balance_rows, overlap_rows
-    # every unit has an outcome row per window (cross join in UNIT_OUTCOMES_SQL), so the dense
-    # user codes of the units are those of every window's data
-    coded = units.with_columns(pl.col("user_id").rank("dense").cast(pl.Int64).alias("user_code"))
-    for w in windows:
-        # one window at a time: memory holds one window's units, not every window's at once
-        complete = coded.join(
-            outcomes.filter(pl.col("window_days") == w),
-            on=["user_id", "activity_date"],
-            how="inner",
-        ).filter(pl.col("activity_date") + pl.duration(days=w) <= pl.lit(end))
-        if complete.is_empty():
-            continue
-        for grain in GRAINS:
-            framed = _with_periods(complete, "activity_date", grain, start).sort(
-                ["period_start", "user_id", "activity_date"]
-            )
-            for (p_start, p_end), period in framed.group_by(
-                ["period_start", "period_end"], maintain_order=True
-            ):
-                key = {
-                    "period_start": p_start,
-                    "period_end": p_end,
-                    "period_grain": grain,
-                    "window_days": w,
-                    "n_days": period["activity_date"].n_unique(),
-                }
-                t_all = period["is_engaged"].to_numpy()
-                # holdout users could not engage: the adjusted comparison leaves them out
-                eligible = ~period["is_holdout"].to_numpy()
-                t_eligible = t_all[eligible]
-                fit = t_eligible.sum() >= 2 and (~t_eligible).sum() >= 2
-                if fit:
-                    p_e, w_e, x, names = att_weights(period.filter(pl.Series(eligible)))
-                    p, weights = np.zeros(period.height), np.zeros(period.height)
-                    p[eligible], weights[eligible] = p_e, w_e
-                    period = period.with_columns(pl.Series("_w", weights), pl.Series("_p", p))
-                    balance_rows.extend(_balance(key, x, names, t_eligible, w_e))
-                    overlap_rows.append(_overlap(key, p_e, t_eligible, w_e))
-                segments = _segments(period, experiment=False)
-                # every segment's rows as one boolean mask each, evaluated in one pass
-                masks = period.select(
-                    (condition | ~pl.col("is_engaged") if treatment_attr else condition)
-                    .fill_null(False)
-                    .alias(f"_m{i}")
-                    for i, (_, condition, treatment_attr) in enumerate(segments)
-                )
-                whole = _arrays(period, "is_engaged", period["_w"].to_numpy() if fit else None)
-                for i, (segment, _, _) in enumerate(segments):
-                    mask = masks[f"_m{i}"].to_numpy()
-                    t = whole.treated[mask]
-                    if t.sum() == 0 or (~t).sum() == 0:
-                        continue
-                    sql_owned = grain == "day" and (
-                        segment == "all" or segment.startswith(SQL_SEGMENT_PREFIXES)
-                    )
-                    part = _select(whole, mask)
-                    if not sql_owned:
-                        row = _comparison_row(replace(part, weights=None), clustered=True)
-                        lift_rows.append(
-                            {
-                                **key,
-                                "segment": segment,
-                                "method": "observed",
-                                **row,
-                                "ci_method": "cluster_delta_log_ratio",
-                            }
-                        )
-                    if fit:
-                        row = _comparison_row(part, clustered=True)
-                        lift_rows.append(
-                            {
-                                **key,
-                                "segment": segment,
-                                "method": "adjusted",
-                                **row,
-                                "ci_method": "ipw_att_cluster_delta_log_ratio",
-                            }
-                        )
+    # periods complete for every window have the same units in each: their fits are shared
+    cache_through = (np.datetime64(end) - np.timedelta64(max(windows), "D")).astype(np.int64)
+    single_year: dict[int, Rows] = {}
+    for grain in GRAINS:
+        cache: FitCache = {}
+        for w in windows:
+            # only visitor-days whose whole window lies inside the data
+            complete = units.ordinal + w <= np.datetime64(end).astype(np.int64)
+            if not complete.any():
+                continue
+            part = units.subset(complete)
+            if grain == "all" and w in single_year:
+                # one calendar year holds every unit: the whole range is that year's rows
+                key = {"period_start": start, "period_end": part.day.max(), "period_grain": "all"}
+                got = tuple([{**row, **key} for row in rows] for rows in single_year[w])
+            else:
+                got = grain_rows(part, w, grain, start, cache, int(cache_through))
+            if grain == "year" and part.day.dt.year().n_unique() == 1:
+                single_year[w] = got
+            lift_rows.extend(got[0])
+            balance_rows.extend(got[1])
+            overlap_rows.extend(got[2])
     return lift_rows, balance_rows, overlap_rows
 
 
 def _balance(
     key: dict[str, Any], x: np.ndarray, names: list[str], t: np.ndarray, weights: np.ndarray
 ) -> list[dict[str, Any]]:
-    rows = []
     kept = weights > 0
-    columns = np.asfortranarray(x)  # contiguous columns: no strided copy per covariate
-    kept_columns, t_kept, w_kept = np.asfortranarray(x[kept]), t[kept], weights[kept]
-    for j, name in enumerate(names):
-        before = ls.smd(columns[:, j], t)
-        after = ls.smd(kept_columns[:, j], t_kept, w_kept)
-        rows.append(
-            {
-                **{
-                    k: key[k] for k in ("period_start", "period_end", "period_grain", "window_days")
-                },
-                "segment": "all",
-                "method": "adjusted",
-                "covariate": name,
-                "smd_before": before,
-                "smd_after": after,
-                "balanced": after is not None and abs(after) < SMD_BALANCED,
-            }
-        )
-    return rows
+    before = ls.smd_columns(x, t)
+    after = ls.smd_columns(x[kept], t[kept], weights[kept])
+    period = {k: key[k] for k in ("period_start", "period_end", "period_grain", "window_days")}
+    return [
+        {
+            **period,
+            "segment": "all",
+            "method": "adjusted",
+            "covariate": name,
+            "smd_before": b,
+            "smd_after": a,
+            "balanced": a is not None and abs(a) < SMD_BALANCED,
+        }
+        for name, b, a in zip(names, before, after, strict=True)
+    ]
 
 
 def _overlap(
@@ -622,51 +749,54 @@ def experiment_rows(
             complete = per_exp.filter(
                 (pl.col("window_days") == w)
                 & (pl.col("assigned_date") + pl.duration(days=w) <= pl.lit(end))
-            )
+            ).sort("user_id")
             if complete.is_empty():
                 continue
             for grain in GRAINS:
-                framed = _with_periods(complete, "assigned_date", grain, start).sort(
-                    ["period_start", "user_id"]
+                rows.extend(_experiment_grain_rows(complete, grain, w, start, experiment_id, share))
+    return rows
+
+
+def _experiment_grain_rows(
+    units: pl.DataFrame, grain: str, w: int, start: date, experiment_id: str, share: float
+) -> list[dict[str, Any]]:
+    """Return the experiment rows of every period and segment of one grain (one experiment,
+    one window; ``units`` sorted by user, one unit per user: clusters are units)."""
+    user = units["user_id"].rank("dense").cast(pl.Int64).to_numpy() - 1
+    period, bounds, n_days = _grain_periods(units["assigned_date"], grain, start)
+    keys = _period_keys(bounds, n_days, grain, w, experiment_id=experiment_id)
+    treated = units["is_treatment"].to_numpy().astype(bool)
+    converted = units["converted"].to_numpy().astype(float)
+    revenue = units["revenue"].to_numpy().astype(float)
+    dims = [lg.Dimension(d, *level_codes(units[d])) for d in ("marketplace", "channel")]
+    dims.append(_buyer_dimension(units["is_returning_buyer"].to_numpy()))
+    clusters = _segment_clusters(dims, user, period, len(bounds))
+    stats = _segment_stats(clusters, treated, converted, revenue, None)
+    pre = units["pre_converted_28"].to_numpy()
+    cupeds = [lg.cuped(s.clusters, treated, converted, pre) for s in stats]
+    rows: list[dict[str, Any]] = []
+    for p, key in enumerate(keys):
+        for s, cup in zip(stats, cupeds, strict=True):
+            dim = s.clusters.dimension
+            for level in range(len(dim.levels)):
+                group = p * len(dim.levels) + level
+                if not lg.has_both_sides(s, group):
+                    continue
+                srm = ls.srm_p_value(
+                    int(s.engaged.n_raw[group]), int(s.comparison.n_raw[group]), share
                 )
-                for (p_start, p_end), period in framed.group_by(
-                    ["period_start", "period_end"], maintain_order=True
-                ):
-                    key = {
-                        "period_start": p_start,
-                        "period_end": p_end,
-                        "period_grain": grain,
-                        "window_days": w,
-                        "experiment_id": experiment_id,
-                        "n_days": period["assigned_date"].n_unique(),
+                rows.append(
+                    {
+                        **key,
+                        "segment": dim.segment(level),
+                        "method": "experiment",
+                        **lg.comparison_row(s, group),
+                        "ci_method": "delta_log_ratio",
+                        **lg.cuped_row(cup, group),
+                        "srm_p_value": srm,
+                        "srm_flag": srm is not None and srm < SRM_FLAG_P,
                     }
-                    for segment, condition, _ in _segments(period, experiment=True):
-                        part = period.filter(condition)
-                        t = part["is_treatment"].to_numpy().astype(bool)
-                        if t.sum() == 0 or (~t).sum() == 0:
-                            continue
-                        row = _comparison_row(_arrays(part, "is_treatment", None), clustered=False)
-                        theta, cuped = ls.cuped_ratio(
-                            part["converted"].to_numpy(),
-                            part["pre_converted_28"].to_numpy(),
-                            t,
-                        )
-                        srm = ls.srm_p_value(int(t.sum()), int((~t).sum()), share)
-                        rows.append(
-                            {
-                                **key,
-                                "segment": segment,
-                                "method": "experiment",
-                                **row,
-                                "ci_method": "delta_log_ratio",
-                                "cuped_theta": theta,
-                                "lift_cuped": cuped.lift,
-                                "lift_cuped_ci_low": cuped.ci_low,
-                                "lift_cuped_ci_high": cuped.ci_high,
-                                "srm_p_value": srm,
-                                "srm_flag": srm is not None and srm < SRM_FLAG_P,
-                            }
-                        )
+                )
     return rows
 
 
@@ -720,8 +850,8 @@ def write_lift_tables(
     """
     write_config_tables(con, settings)
     windows = tuple(settings.windows_days)
-    units, outcomes = load_units(con, start, end)
-    lift_rows, balance_rows, overlap_rows = visitor_day_rows(units, outcomes, windows, start, end)
+    units = load_visitor_days(con, start, end, windows)
+    lift_rows, balance_rows, overlap_rows = visitor_day_rows(units, windows, start, end)
     exp = load_experiment_units(con, start, end)
     shares = dict(expected_holdout_shares(con))
     shares.update(expected_shares or {})

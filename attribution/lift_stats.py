@@ -102,26 +102,34 @@ def weighted_ratio(
         return RatioEstimate(None, None, None, None, None, None, None)
     m1 = float((w[t] * y[t]).sum() / w1)
     m0 = float((w[~t] * y[~t]).sum() / w0)
+    if m0 == 0 or m1 == 0:
+        return ratio_from_means(m1, m0, math.nan)
+    influence = np.where(t, w * (y - m1) / (w1 * m1), -w * (y - m0) / (w0 * m0))
+    per_cluster = influence if clusters is None else cluster_sums(influence, clusters)
+    return ratio_from_means(m1, m0, math.sqrt(float((per_cluster**2).sum())))
+
+
+def ratio_from_means(m1: float, m0: float, se_log: float) -> RatioEstimate:
+    """Return the lift m1 / m0 - 1 with its delta-method interval from the standard error of
+    log(m1 / m0) (not used when either mean is 0: no lift, or no interval)."""
     if m0 == 0:
         return RatioEstimate(m1, m0, None, None, None, None, None)
     lift = m1 / m0 - 1
-    if m1 == 0:
+    if m1 / m0 <= 0:
+        # no log-scale interval: a zero mean, or CUPED-adjusted means of opposite signs
         return RatioEstimate(m1, m0, lift, None, None, None, None)
-    influence = np.where(t, w * (y - m1) / (w1 * m1), -w * (y - m0) / (w0 * m0))
-    per_cluster = influence if clusters is None else cluster_sums(influence, clusters)
-    se = math.sqrt(float((per_cluster**2).sum()))
     log_ratio = math.log(m1 / m0)
-    if se == 0:
+    if se_log == 0:
         return RatioEstimate(m1, m0, lift, lift, lift, None, 0.0)
-    p = two_sided_p(log_ratio / se)
+    p = two_sided_p(log_ratio / se_log)
     return RatioEstimate(
         m1,
         m0,
         lift,
-        math.exp(log_ratio - Z_95 * se) - 1,
-        math.exp(log_ratio + Z_95 * se) - 1,
+        math.exp(log_ratio - Z_95 * se_log) - 1,
+        math.exp(log_ratio + Z_95 * se_log) - 1,
         p,
-        se,
+        se_log,
     )
 
 
@@ -253,3 +261,23 @@ def clustered_mean(
     mean = float(y.mean())
     se = math.sqrt(float((cluster_sums(y - mean, clusters) ** 2).sum())) / len(y)
     return mean, mean - Z_95 * se, mean + Z_95 * se
+
+
+def smd_columns(x: np.ndarray, treated: np.ndarray, weights: np.ndarray | None = None) -> list:
+    """Return ``smd`` of every column of ``x`` in one pass over the matrix (None where undefined)."""
+    x = np.asarray(x, dtype=float)
+    t = np.asarray(treated, dtype=bool)
+    if t.sum() < 2 or (~t).sum() < 2:
+        return [None] * x.shape[1]
+    w = np.ones(len(t)) if weights is None else np.asarray(weights, dtype=float)
+    xt, xc = x[t], x[~t]
+    mean_t = (w[t] @ xt) / w[t].sum()
+    mean_c = (w[~t] @ xc) / w[~t].sum()
+    pooled = np.sqrt((xt.var(axis=0, ddof=1) + xc.var(axis=0, ddof=1)) / 2)
+    out: list[float | None] = []
+    for mt, mc, sd in zip(mean_t.tolist(), mean_c.tolist(), pooled.tolist(), strict=True):
+        if sd == 0:
+            out.append(0.0 if mt == mc else None)
+        else:
+            out.append(float((mt - mc) / sd))
+    return out

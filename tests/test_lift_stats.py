@@ -104,3 +104,10 @@ def test_smd_before_and_after_weighting():
     w = np.array([1, 1, 1, 1, 1, 1.0])
     w[3:] = [0.5, 0.5, 1.0]
     assert ls.smd(x, t, w) == pytest.approx(0.0)
+
+
+def test_cuped_means_of_opposite_signs_give_a_lift_without_an_interval():
+    # a tiny group: the CUPED adjustment pushes the holdout mean below zero
+    est = ls.ratio_from_means(0.2, -0.05, 0.3)
+    assert est.lift == pytest.approx(-5.0)
+    assert (est.ci_low, est.ci_high, est.p_value) == (None, None, None)
