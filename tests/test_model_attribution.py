@@ -4,10 +4,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from tables import T0, build, empty_warehouse, insert, rows
 
 from attribution.config import Settings
-from attribution.warehouse import run_audits
+from attribution.warehouse import bound_parameters, model_parameters, run_audits
 
 ORDER_AT = T0  # 2026-03-10 12:00 UTC
 MODELS = "first_touch, last_touch, linear, time_decay, position_based"
@@ -306,3 +309,146 @@ def test_cancelled_and_returned_lines_are_counted_apart():
         "FROM fct_attribution_window_sensitivity WHERE window_days = 7 AND scope = 'user'",
     )
     assert got == [(3, 1, 1, Decimal("100.0000"), Decimal("50.0000"), Decimal("100.0000"))]
+
+
+# The ledger's definition written the plain way: one window function per (line, window, scope)
+# partition over every eligible (line, session) row, summing the decay weights in touch order.
+# fct_attribution computes the same figures from one sorted list per line; both must agree to the
+# bit (EXCEPT ALL both ways), ties in session_start, window boundaries and every scope included.
+REFERENCE_LEDGER = """
+with lines as (
+    select l.*, p.brand as product_brand, p.category as product_category
+    from int_order_lines as l
+    left join stg_products as p on p.product_id = l.product_id
+    where l.order_date between $start_date and $end_date
+),
+
+touches as (
+    select
+        l.order_id, l.line_no, l.order_at, l.order_date, l.user_id, l.marketplace, l.product_id,
+        l.line_status, w.window_days, sc.scope, s.session_id, s.session_start, s.touch_type,
+        s.channel, s.model_version, l.line_amount_usd, l.line_revenue_usd,
+        date_diff('microsecond', s.session_start, l.order_at) as age_us
+    from lines as l
+    inner join assistant_sessions as s
+        on s.user_id = l.user_id and s.session_start <= l.order_at
+    inner join cfg_windows as w
+        on date_diff('microsecond', s.session_start, l.order_at)
+            <= cast(w.window_days as bigint) * 86400000000
+    inner join (values ('user'), ('product'), ('brand'), ('category')) as sc (scope)
+        on sc.scope = 'user' or exists (
+            select 1
+            from int_session_products as sp
+            left join stg_products as p on p.product_id = sp.product_id
+            where sp.session_id = s.session_id and sp.user_id = s.user_id
+                and case sc.scope
+                    when 'product' then sp.product_id = l.product_id
+                    when 'brand' then p.brand = l.product_brand
+                    else p.category = l.product_category
+                end
+        )
+),
+
+ranked as (
+    select
+        *,
+        count(*) over touch as n_touches,
+        row_number() over touch as touch_rank,
+        power(
+            2e0, -(cast(age_us - min(age_us) over touch as double) / 86400e6) / $half_life_days
+        ) as decay_weight
+    from touches
+    window touch as (
+        partition by order_id, line_no, window_days, scope
+        order by session_start, session_id
+        rows between unbounded preceding and unbounded following
+    )
+)
+
+select
+    order_id, line_no, order_at, order_date, user_id, marketplace, product_id, line_status,
+    window_days, scope, session_id, session_start, touch_type, channel, model_version,
+    age_us / 3.6e9 as session_age_hours, n_touches, touch_rank, line_amount_usd, line_revenue_usd,
+    case when touch_rank = 1 then 1e0 else 0e0 end as first_touch,
+    case when touch_rank = n_touches then 1e0 else 0e0 end as last_touch,
+    1e0 / n_touches as linear,
+    decay_weight / sum(decay_weight) over (
+        partition by order_id, line_no, window_days, scope
+        order by session_start, session_id
+        rows between unbounded preceding and unbounded following
+    ) as time_decay,
+    case
+        when n_touches = 1 then 1e0
+        when n_touches = 2 then 0.5e0
+        when touch_rank = 1 or touch_rank = n_touches then 0.4e0
+        else 0.2e0 / (n_touches - 2)
+    end as position_based
+from ranked
+"""
+
+CATALOGUE = [
+    {"product_id": "p1", "brand": "acme", "category": "shoes"},
+    {"product_id": "p2", "brand": "acme", "category": "hats"},
+    {"product_id": "p3", "brand": "zeta", "category": "shoes"},
+]
+
+
+@st.composite
+def journeys(draw):
+    """One to three buyers, up to 14 sessions each (some at equal times, some exactly 1 or 7
+    days before an order), up to 3 orders of products in and out of the catalogue."""
+    events, orders = [], []
+    for u in range(draw(st.integers(1, 3))):
+        order_at = [
+            T0 + timedelta(hours=draw(st.integers(0, 240))) for _ in range(draw(st.integers(1, 3)))
+        ]
+        for i in range(draw(st.integers(0, 14))):
+            ts = draw(
+                st.one_of(
+                    st.sampled_from([at - timedelta(days=d) for at in order_at for d in (1, 7)]),
+                    st.integers(0, 45 * 24).map(lambda h: T0 + timedelta(hours=240 - h)),
+                )
+            )
+            events.append(
+                {
+                    "event_id": f"e{u}-{i}",
+                    "user_id": f"u{u}",
+                    "ts": ts,
+                    "session_id": f"g{u}-{i}",
+                    "marketplace": "US",
+                    "channel": "web",
+                    "event_type": "query",
+                    "product_ids": draw(
+                        st.lists(st.sampled_from(["p1", "p2", "p3", "p9"]), max_size=2)
+                    ),
+                    "model_version": "v1",
+                }
+            )
+        for j, at in enumerate(order_at):
+            orders.append(line(f"o{u}-{j}", 1, draw(st.sampled_from(["p1", "p2", "p3", "p9"]))))
+            orders[-1].update(user_id=f"u{u}", ts=at)
+    return events, orders
+
+
+@hypothesis_settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(journeys(), st.sampled_from([0.5, 7.0, 11.3]))
+def test_ledger_equals_the_plain_window_definition_to_the_bit(journey, half_life):
+    events, lines = journey
+    con = empty_warehouse()
+    insert(con, "interactions", events)
+    insert(con, "orders", lines)
+    insert(con, "fx_rates", [fx("USD", date(2026, 1, 1), "1")])
+    insert(con, "products", CATALOGUE)
+    config = Settings(half_life_days=half_life)
+    start, end = date(2026, 1, 1), date(2026, 3, 31)
+    build(con, start, end, config)
+    parameters = model_parameters(config, start, end)
+    con.execute(
+        f"CREATE TEMP TABLE reference AS {REFERENCE_LEDGER}",
+        bound_parameters(REFERENCE_LEDGER, parameters),
+    )
+    assert [r[:2] for r in rows(con, "DESCRIBE fct_attribution")] == [
+        r[:2] for r in rows(con, "DESCRIBE reference")
+    ]
+    for a, b in (("fct_attribution", "reference"), ("reference", "fct_attribution")):
+        assert rows(con, f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}") == []

@@ -4,36 +4,29 @@
 -- Eligible: the buyer's sessions with order_at - window_days <= session_start <= order_at (both
 -- ends inclusive). Scope 'user': every eligible session; 'product': only sessions that surfaced the
 -- line's product_id; 'brand' / 'category' (only when the optional products catalogue is loaded):
--- sessions that surfaced a product of the same brand / category as the line's product. Ties in session_start are broken by session_id. Credits of a (line, window,
--- scope) sum to 1 for every model; attributed revenue of a model = credit * line_revenue_usd.
+-- sessions that surfaced a product of the same brand / category as the line's product. Ties in
+-- session_start are broken by session_id. Credits of a (line, window, scope) sum to 1 for every
+-- model; attributed revenue of a model = credit * line_revenue_usd.
 -- Input window = output window (orders placed in [start_date, end_date]) + lookback: sessions
 -- from max_window_days before start_date; one pair join at the largest window serves all windows.
+-- Method (nothing wide is sorted): the (line x session) pairs at the largest window get their
+-- scope flags from one join to the sessions' products; each line's touches are sorted once, in
+-- (session_start, session_id) order, into a short list. A scope keeps a subsequence of that list,
+-- and a smaller window drops only the scope's oldest touches (a prefix), so every (line, window,
+-- scope) partition is a suffix of its scope's sorted list: touch_rank is the position in the
+-- suffix, n_touches its length, and the decay total a left fold over it in touch order (the order
+-- in which the former ordered, whole-partition window sum added: same bits, on every rerun). The
+-- suffixes are unnested and the payload of each row is joined back once, by (line, session).
 with lines as (
     select
         l.*,
         p.brand as product_brand,
         p.category as product_category,
-        -- a compact, deterministic partition key: (order_id, line_no) is unique
+        -- a compact, deterministic line key: (order_id, line_no) is unique
         row_number() over (order by l.order_id, l.line_no) as line_key
     from int_order_lines as l
     left join stg_products as p on p.product_id = l.product_id
     where l.order_date between $start_date and $end_date
-),
-
-session_brands as (
-    select distinct sp.session_id, sp.user_id, p.brand
-    from int_session_products as sp
-    inner join stg_products as p on p.product_id = sp.product_id
-    where sp.session_date between cast($start_date as date) - cast($max_window_days as integer)
-        and $end_date
-),
-
-session_categories as (
-    select distinct sp.session_id, sp.user_id, p.category
-    from int_session_products as sp
-    inner join stg_products as p on p.product_id = sp.product_id
-    where sp.session_date between cast($start_date as date) - cast($max_window_days as integer)
-        and $end_date
 ),
 
 sessions as (
@@ -56,6 +49,8 @@ pairs as (
         l.user_id,
         l.marketplace,
         l.product_id,
+        l.product_brand,
+        l.product_category,
         l.line_status,
         l.line_amount_usd,
         l.line_revenue_usd,
@@ -65,128 +60,160 @@ pairs as (
         s.touch_type,
         s.channel,
         s.model_version,
-        date_diff('microsecond', s.session_start, l.order_at) as age_us,
-        sp.product_id is not null as surfaced_product,
-        sb.brand is not null as surfaced_brand,
-        sc.category is not null as surfaced_category
+        date_diff('microsecond', s.session_start, l.order_at) as age_us
     from lines as l
     inner join sessions as s
         on s.user_id = l.user_id
         and s.session_start <= l.order_at
         and date_diff('microsecond', s.session_start, l.order_at)
             <= cast($max_window_days as bigint) * 86400000000
-    left join int_session_products as sp
-        on sp.session_id = s.session_id
-        and sp.user_id = s.user_id
-        and sp.product_id = l.product_id
-    left join session_brands as sb
-        on sb.session_id = s.session_id
-        and sb.user_id = s.user_id
-        and sb.brand = l.product_brand
-    left join session_categories as sc
-        on sc.session_id = s.session_id
-        and sc.user_id = s.user_id
-        and sc.category = l.product_category
 ),
 
--- the youngest eligible touch of a line in each scope: it lies in every window that has a touch
--- of that scope (its age is the smallest), so it is also each (window, scope) partition's youngest
-youngest as (
+-- one row per pair with its scope flags: did the session surface the line's product, or (from
+-- sessions inside the input window) a product of the line's brand / category?
+pair_scopes as (
+    select
+        pr.line_key,
+        pr.session_order,
+        any_value(pr.age_us) as age_us,
+        coalesce(bool_or(sp.product_id = pr.product_id), false) as surfaced_product,
+        coalesce(bool_or(
+            c.brand = pr.product_brand
+            and sp.session_date between cast($start_date as date)
+                - cast($max_window_days as integer) and $end_date
+        ), false) as surfaced_brand,
+        coalesce(bool_or(
+            c.category = pr.product_category
+            and sp.session_date between cast($start_date as date)
+                - cast($max_window_days as integer) and $end_date
+        ), false) as surfaced_category
+    from pairs as pr
+    left join int_session_products as sp
+        on sp.session_id = pr.session_id
+        and sp.user_id = pr.user_id
+    left join stg_products as c on c.product_id = sp.product_id
+    group by pr.line_key, pr.session_order
+),
+
+-- a line's eligible touches, oldest first (session_order is unique: the sort never looks further)
+line_touches as (
     select
         line_key,
-        min(age_us) as user_age_us,
-        min(age_us) filter (where surfaced_product) as product_age_us,
-        min(age_us) filter (where surfaced_brand) as brand_age_us,
-        min(age_us) filter (where surfaced_category) as category_age_us
-    from pairs
+        list_sort(
+            list({
+                'o': session_order, 'a': age_us,
+                'p': surfaced_product, 'b': surfaced_brand, 'c': surfaced_category
+            }),
+            'ASC', 'NULLS LAST'
+        ) as touches
+    from pair_scopes
     group by line_key
 ),
 
-windowed as (
+scope_touches as (
     select
-        p.*,
-        y.user_age_us,
-        y.product_age_us,
-        y.brand_age_us,
-        y.category_age_us,
-        w.window_days
-    from pairs as p
-    inner join youngest as y on y.line_key = p.line_key
-    inner join cfg_windows as w
-        on p.age_us <= cast(w.window_days as bigint) * 86400000000
+        t.line_key,
+        s.scope_id,
+        list_filter(
+            t.touches,
+            lambda x: case s.scope_id when 1 then true when 2 then x.p when 3 then x.b else x.c end
+        ) as touches
+    from line_touches as t
+    cross join (values (1), (2), (3), (4)) as s (scope_id)
 ),
 
-scoped as (
-    select *, 1 as scope_id, user_age_us as youngest_age_us from windowed
-    union all
-    select *, 2 as scope_id, product_age_us from windowed where surfaced_product
-    union all
-    select *, 3 as scope_id, brand_age_us from windowed where surfaced_brand
-    union all
-    select *, 4 as scope_id, category_age_us from windowed where surfaced_category
-),
-
-weighted as (
+-- per (line, scope): touch order, ages and decay weights, oldest first; the last touch is the
+-- youngest, which lies in every window that has a touch of that scope, so it is also each
+-- (window, scope) partition's youngest: weights relative to it (weight 1) never all underflow,
+-- and the normalised credits equal 2^(-age / half_life) / sum of the same
+scope_lists as (
     select
-        *,
-        -- relative to the line's youngest touch (weight 1), so that weights never all underflow;
-        -- the normalised credits equal 2^(-age / half_life) / sum of the same
-        power(
-            2e0, -(cast(age_us - youngest_age_us as double) / 86400e6) / $half_life_days
-        ) as decay_weight
-    from scoped
+        line_key,
+        scope_id,
+        len(touches) as n_scope,
+        list_transform(touches, lambda x: x.o) as orders,
+        list_transform(touches, lambda x: x.a) as ages,
+        list_transform(
+            touches,
+            lambda x: power(
+                2e0,
+                -(cast(x.a - touches[len(touches)].a as double) / 86400e6) / $half_life_days
+            )
+        ) as weights
+    from scope_touches
+    where len(touches) > 0
 ),
 
--- one window operator (one sort) computes every per-partition figure
+-- per (line, window, scope): the window keeps the touches with age <= window, a suffix of the list
+partitions as (
+    select
+        t.line_key,
+        t.scope_id,
+        w.window_days,
+        t.n_scope,
+        t.orders,
+        t.weights,
+        len(list_filter(
+            t.ages, lambda a: a <= cast(w.window_days as bigint) * 86400000000
+        )) as n_touches
+    from scope_lists as t
+    cross join cfg_windows as w
+),
+
 ranked as (
     select
-        *,
-        count(*) over touches as n_touches,
-        row_number() over touches as touch_rank,
-        -- an ordered, whole-partition frame fixes the summation order: reruns are bit-identical
-        sum(decay_weight) over touches as decay_total
-    from weighted
-    window touches as (
-        partition by line_key, window_days, scope_id
-        order by session_order
-        rows between unbounded preceding and unbounded following
-    )
+        line_key,
+        scope_id,
+        window_days,
+        n_touches,
+        -- a left fold in touch order fixes the summation order: reruns are bit-identical
+        list_reduce(
+            list_slice(weights, n_scope - n_touches + 1, n_scope), lambda x, y: x + y
+        ) as decay_total,
+        unnest(list_slice(orders, n_scope - n_touches + 1, n_scope)) as session_order,
+        unnest(list_slice(weights, n_scope - n_touches + 1, n_scope)) as decay_weight,
+        unnest(range(1, n_touches + 1)) as touch_rank
+    from partitions
+    where n_touches > 0
 ),
 
 final as (
     select
-        order_id,
-        line_no,
-        order_at,
-        order_date,
-        user_id,
-        marketplace,
-        product_id,
-        line_status,
-        window_days,
-        case scope_id when 1 then 'user' when 2 then 'product' when 3 then 'brand'
+        x.order_id,
+        x.line_no,
+        x.order_at,
+        x.order_date,
+        x.user_id,
+        x.marketplace,
+        x.product_id,
+        x.line_status,
+        r.window_days,
+        case r.scope_id when 1 then 'user' when 2 then 'product' when 3 then 'brand'
             else 'category' end as scope,
-        session_id,
-        session_start,
-        touch_type,
-        channel,
-        model_version,
-        age_us / 3.6e9 as session_age_hours,
-        n_touches,
-        touch_rank,
-        line_amount_usd,
-        line_revenue_usd,
-        case when touch_rank = 1 then 1e0 else 0e0 end as first_touch,
-        case when touch_rank = n_touches then 1e0 else 0e0 end as last_touch,
-        1e0 / n_touches as linear,
-        decay_weight / decay_total as time_decay,
+        x.session_id,
+        x.session_start,
+        x.touch_type,
+        x.channel,
+        x.model_version,
+        x.age_us / 3.6e9 as session_age_hours,
+        r.n_touches,
+        r.touch_rank,
+        x.line_amount_usd,
+        x.line_revenue_usd,
+        case when r.touch_rank = 1 then 1e0 else 0e0 end as first_touch,
+        case when r.touch_rank = r.n_touches then 1e0 else 0e0 end as last_touch,
+        1e0 / r.n_touches as linear,
+        r.decay_weight / r.decay_total as time_decay,
         case
-            when n_touches = 1 then 1e0
-            when n_touches = 2 then 0.5e0
-            when touch_rank = 1 or touch_rank = n_touches then 0.4e0
-            else 0.2e0 / (n_touches - 2)
+            when r.n_touches = 1 then 1e0
+            when r.n_touches = 2 then 0.5e0
+            when r.touch_rank = 1 or r.touch_rank = r.n_touches then 0.4e0
+            else 0.2e0 / (r.n_touches - 2)
         end as position_based
-    from ranked
+    from ranked as r
+    inner join pairs as x
+        on x.line_key = r.line_key
+        and x.session_order = r.session_order
 )
 
 select * from final
