@@ -39,7 +39,14 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from attribution import __version__
-from attribution.build_window import BuildWindow, plan_build_window
+from attribution.build_window import (
+    BuildWindow,
+    changed_kpi_lift_periods,
+    earliest,
+    keep_kpi_lift_rows,
+    plan_build_window,
+    restated_summary,
+)
 from attribution.config import Settings
 from attribution.progress import Reporter, as_reporter
 from attribution.run_log import ensure_runs_table, record_run, unpublished_run_ids
@@ -119,6 +126,8 @@ class RunSummary:
     start_date: date | None = None
     end_date: date | None = None
     window_reason: str = ""
+    # incremental models: the days each restated ([first, last] as ISO dates; None: not restated)
+    model_windows: dict[str, list[str] | None] = field(default_factory=dict)
     ingest: dict[str, int] = field(default_factory=dict)
     model_rows: dict[str, int | None] = field(default_factory=dict)
     stages: dict[str, StageFigures] = field(default_factory=dict)
@@ -147,6 +156,7 @@ class RunSummary:
             "start_date": _iso(self.start_date),
             "end_date": _iso(self.end_date),
             "window_reason": self.window_reason,
+            "model_windows": self.model_windows,
             "ingest": self.ingest,
             "model_rows": self.model_rows,
             "stages": {name: figures.as_json() for name, figures in self.stages.items()},
@@ -196,6 +206,25 @@ def _stage_of(model: Model) -> str:
     if model.name in _SESSION_MODELS:
         return "sessions"
     return "orders"
+
+
+def _model_line(model: Model, rows: int | None, days: tuple[date, date] | None, full: bool) -> str:
+    """Return the progress line of one model: rows written, and in a nightly build its days."""
+    if rows is None:
+        return ""
+    if full or model.materialized != "incremental":
+        return f"{model.name}: {rows:,} rows"
+    if days is None:
+        return f"{model.name}: not restated (nothing it reads changed)"
+    return f"{model.name}: {rows:,} rows, {days[0]} .. {days[1]}"
+
+
+def _restated_note(starts: list[date | None] | None) -> str:
+    """Return ', restated from <day>' for a stage of a nightly build ('' for a full build)."""
+    if not starts:
+        return ""
+    first = earliest(starts)
+    return f", restated from {first}" if first else ", not restated"
 
 
 class PipelineRun:
@@ -295,20 +324,42 @@ class PipelineRun:
                 s.outcome, s.message = "empty", "no interactions, visits or orders loaded yet"
                 self.reporter.note(s.message)
                 return s.as_json()
-            s.start_date, s.end_date, s.window_reason = window.start, window.end, window.reason
-            self.reporter.note(f"build window {window.start} .. {window.end}: {window.reason}")
+            self._set_window(window)
+            note = "" if window.full else "; kpi also where the lift stage changes rows it reads"
+            self.reporter.note(
+                f"build window {window.start} .. {window.end}: {s.window_reason}{note}"
+            )
             with atomic(con):
-                self._build_models(con, window)
+                window = self._build_models(con, window)
+                self._set_window(window)
                 self._gate(con, window)
             s.published = True
             self.reporter.note(f"published: window {window.start} .. {window.end}")
         return s.as_json()
 
-    def _build_models(self, con: duckdb.DuckDBPyConnection, window: BuildWindow) -> None:
+    def _set_window(self, window: BuildWindow) -> None:
+        """Record the build's window: overall days, reason with the restated days per stage, and
+        each incremental model's restated days."""
+        s = self.summary
+        windows = window.restated_windows()
+        s.start_date, s.end_date = window.start, window.end
+        s.window_reason = window.reason
+        if not window.full:
+            stages = {model.name: _stage_of(model) for model in models()}
+            s.window_reason += f"; restating {restated_summary(windows, stages.__getitem__)}"
+        s.model_windows = {
+            name: [days[0].isoformat(), days[1].isoformat()] if days else None
+            for name, days in windows.items()
+        }
+
+    def _build_models(self, con: duckdb.DuckDBPyConnection, window: BuildWindow) -> BuildWindow:
+        """Build every layer; return the window with the KPI models' final windows (they read
+        the lift rows, known once the lift stage has run)."""
         from attribution.journeys import write_attribution_by_touch_type
         from attribution.lift import write_lift_tables
 
         s, settings = self.summary, self.settings
+        kept = not window.full and keep_kpi_lift_rows(con, settings)
         self._run_layers(con, window, BUILD_LAYERS)
         with self._stage("data_driven") as figures:
             self.reporter.start("data_driven")
@@ -340,7 +391,13 @@ class PipelineRun:
             )
             figures.rows_out += rows
             self.reporter.finish("lift", f"{figures.rows_in:,} rows in, {figures.rows_out:,} out")
+        if not window.full:
+            changed = changed_kpi_lift_periods(
+                con, settings, kept=kept, data_start=window.data_start
+            )
+            window = window.with_changes(settings, **changed)
         self._run_layers(con, window, KPI_LAYERS)
+        return window
 
     def _run_layers(
         self, con: duckdb.DuckDBPyConnection, window: BuildWindow, layers: tuple[str, ...]
@@ -350,8 +407,15 @@ class PipelineRun:
         for stage, n in remaining.items():
             self.reporter.start(stage, n)
         started = time.perf_counter()
+        restated: dict[str, list[date | None]] = {}
         for model, rows in run_models(
-            con, self.settings, window.start, window.end, layers, rebuild=window.full
+            con,
+            self.settings,
+            window.start,
+            window.end,
+            layers,
+            rebuild=window.full,
+            window_of=window.window_of,
         ):
             stage = _stage_of(model)
             figures = s.stages.setdefault(stage, StageFigures())
@@ -362,12 +426,17 @@ class PipelineRun:
             inputs, outputs = STAGE_ROWS.get(stage, ((), None))
             if rows is not None and (outputs is None or model.name in outputs):
                 figures.rows_out += rows
-            self.reporter.advance(stage, f"{model.name}: {rows:,} rows" if rows is not None else "")
+            days = window.restated_days(model)
+            if model.materialized == "incremental" and not window.full:
+                restated.setdefault(stage, []).append(days[0] if days else None)
+            self.reporter.advance(stage, _model_line(model, rows, days, window.full))
             remaining[stage] -= 1
             if remaining[stage] == 0 and stage != "lift":  # lift ends with its Python step
                 figures.rows_in = sum(s.model_rows.get(name) or 0 for name in inputs)
                 self.reporter.finish(
-                    stage, f"{figures.rows_in:,} rows in, {figures.rows_out:,} out"
+                    stage,
+                    f"{figures.rows_in:,} rows in, {figures.rows_out:,} out"
+                    + _restated_note(restated.get(stage)),
                 )
 
     def _gate(self, con: duckdb.DuckDBPyConnection, window: BuildWindow) -> None:
@@ -452,6 +521,7 @@ class PipelineRun:
             "start_date": s.start_date,
             "end_date": s.end_date,
             "window_reason": s.window_reason,
+            "model_windows": json.dumps(s.model_windows, sort_keys=True),
             "settings_hash": s.settings_hash,
             "code_version": s.code_version,
             "rows_read": s.ingest.get("rows_read", 0),

@@ -41,6 +41,7 @@ RUNS_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("first_date", "DATE"),
     ("last_date", "DATE"),
     ("window_reason", "VARCHAR"),
+    ("model_windows", "VARCHAR"),
     ("stages", "VARCHAR"),
     ("gate", "VARCHAR"),
     ("published", "BOOLEAN"),

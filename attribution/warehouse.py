@@ -22,7 +22,7 @@ are passed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -308,12 +308,21 @@ def run_models(
     layers: tuple[str, ...] = LAYERS,
     *,
     rebuild: bool = False,
+    window_of: Callable[[Model], tuple[date, date] | None] | None = None,
 ) -> Iterator[tuple[Model, int | None]]:
     """Run every model for the window, yielding (model, rows written) as each finishes;
-    ``rebuild`` replaces incremental tables whole (a full build over every day of data)."""
+    ``rebuild`` replaces incremental tables whole (a full build over every day of data).
+
+    ``window_of`` gives a model its own output window instead (a nightly build restates each
+    incremental model from its own first changed day); None: the model is not run (0 rows).
+    """
     write_config_tables(con, settings)
-    parameters = model_parameters(settings, start_date, end_date)
     for model in models(layers):
+        window = window_of(model) if window_of else (start_date, end_date)
+        if window is None:
+            yield model, 0
+            continue
+        parameters = model_parameters(settings, *window)
         yield model, run_model(con, model, parameters, rebuild=rebuild)
 
 

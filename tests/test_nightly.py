@@ -9,17 +9,26 @@ night changes nothing.
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Landing, fx_rate, interaction, order, visit
 from digests import differing_tables, warehouse_digests
 
-from attribution.build_window import plan_build_window
+from attribution.build_window import (
+    RESTATED_FROM,
+    Changes,
+    plan_build_window,
+    restatement_starts,
+)
 from attribution.config import Settings
 from attribution.pipeline import GateFailed, run_pipeline
-from attribution.warehouse import connect
+from attribution.warehouse import connect, models
 
 SETTINGS = Settings(windows_days=(1, 7))
 FIRST = date(2024, 2, 1)
@@ -94,14 +103,18 @@ def late_return_landing(landing: Landing) -> None:
 
 
 def backfilled(
-    warehouse: Path, landing: Landing, last: date, settings: Settings = SETTINGS
+    warehouse: Path,
+    landing: Landing,
+    last: date,
+    settings: Settings = SETTINGS,
+    first: date = DAYS[0],
 ) -> None:
-    """Build ``warehouse`` by a backfill of the partitions DAYS[0] .. ``last``."""
+    """Build ``warehouse`` by a backfill of the partitions ``first`` .. ``last``."""
     run_pipeline(
         settings,
         landing_dir=landing.root,
         warehouse_path=warehouse,
-        start_date=DAYS[0],
+        start_date=first,
         end_date=last,
         expectations=False,
     )
@@ -124,6 +137,33 @@ def query(warehouse: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+# The incremental models by what restates them together (expected_windows).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "sessions": ("int_interaction_sessions", "assistant_sessions", "int_session_products"),
+    "orders": ("int_order_lines", "int_orders"),
+    "attribution": (
+        "fct_attribution",
+        "fct_attribution_lag",
+        "fct_attribution_window_sensitivity",
+    ),
+    "lift": ("fct_conversion_lift",),
+    "kpi_daily": ("kpi_daily_segments",),
+    "kpi_monthly": ("kpi_monthly_segments",),
+}
+
+
+def expected_windows(end: date, **first_days: str) -> dict[str, list[str] | None]:
+    """Return the model_windows of a run: each group of GROUPS from its first day (ISO) through
+    ``end``; a group not named is not restated (None)."""
+    unknown = set(first_days) - set(GROUPS)
+    assert not unknown, unknown
+    return {
+        name: [first_days[group], str(end)] if group in first_days else None
+        for group, names in GROUPS.items()
+        for name in names
+    }
 
 
 O1_ATTRIBUTION = (
@@ -167,8 +207,12 @@ def test_a_plain_night_rebuilds_only_the_lookback(late_landing: Landing, tmp_pat
     warehouse = tmp_path / "w.duckdb"
     for day in DAYS[:9]:
         summary = night(warehouse, late_landing, day)
-    # 02-09 brings one visit: restate from (02-09 - 7 days); nothing before is touched
-    assert (summary.start_date, summary.end_date) == (date(2024, 2, 2), date(2024, 2, 9))
+    # 02-09 brings one visit: the conversion windows of 02-02 close (02-09 - 7 days); sessions,
+    # orders and the ledger are not touched; the month's KPI row is rebuilt whole
+    assert summary.model_windows == expected_windows(
+        date(2024, 2, 9), lift="2024-02-02", kpi_daily="2024-02-02", kpi_monthly="2024-02-01"
+    )
+    assert (summary.start_date, summary.end_date) == (date(2024, 2, 1), date(2024, 2, 9))
     assert summary.stages["ingest"].rows_out == 1
 
 
@@ -228,32 +272,44 @@ def test_nightly_over_every_day_equals_one_full_run_and_a_backfill(
 
 
 def test_nightly_equals_full_on_generated_data(tmp_path: Path) -> None:
-    """Generated logs (late updates up to 25 days later, duplicates, bad rows): every night vs one
-    full run, with windows small enough that nights really rebuild only part of the data."""
+    """Generated logs (returns 3 to 16 days after their orders, cancellations, duplicates, bad
+    rows), across a month end: every night vs one full run, with windows small enough that nights
+    really rebuild only part of the data, and each model only what its inputs changed."""
     from attribution.generate import generate_landing
 
     landing = tmp_path / "landing"
     settings = Settings(windows_days=(1, 3))
-    generate_landing(
-        landing, users=120, days=12, seed=11, start_date=date(2026, 9, 1), settings=settings
-    )
+    first = date(2026, 9, 24)
+    generate_landing(landing, users=300, days=12, seed=11, start_date=first, settings=settings)
     partitions = sorted(
         {p.name[3:] for source in landing.iterdir() if source.is_dir() for p in source.glob("dt=*")}
     )
     nightly, full = tmp_path / "nightly.duckdb", tmp_path / "full.duckdb"
-    starts = []
-    for day in partitions:
-        summary = run_pipeline(
+    summaries = [
+        run_pipeline(
             settings,
             landing_dir=landing,
             warehouse_path=nightly,
             run_date=date.fromisoformat(day),
             expectations=False,
         )
-        starts.append(summary.start_date)
+        for day in partitions
+    ]
     run_pipeline(settings, landing_dir=landing, warehouse_path=full, expectations=False)
     assert differing_tables(warehouse_digests(full), warehouse_digests(nightly)) == []
-    assert max(starts) > date(2026, 9, 1)  # some nights did not rebuild from the first day
+    assert max(s.start_date for s in summaries) > first  # not every night from the first day
+    windows = [s.model_windows for s in summaries[1:]]
+    # a night of a late return only: the order lines restated, the sessions not
+    assert any(w["int_orders"] and not w["assistant_sessions"] for w in windows)
+    # a new day with a return: the sessions from the day before, the order lines from the
+    # returned order's date
+    assert any(
+        w["assistant_sessions"]
+        and w["int_orders"]
+        and w["assistant_sessions"][0] > w["int_orders"][0]
+        for w in windows
+    )
+    assert any(w["kpi_monthly_segments"] == ["2026-10-01", "2026-10-05"] for w in windows)
 
 
 def test_runs_records_window_settings_code_stages_and_outcome(
@@ -290,6 +346,8 @@ def test_runs_records_window_settings_code_stages_and_outcome(
     assert stages["attribution"]["rows_in"] == 1  # the one order line of the day
     assert (gate, published, outcome) == ("passed", True, "succeeded")
     assert reason.startswith("first build")
+    (windows,) = query(warehouse, "SELECT model_windows FROM _runs")[0]
+    assert json.loads(windows) == expected_windows(FIRST, **dict.fromkeys(GROUPS, str(FIRST)))
 
 
 def test_a_settings_change_rebuilds_everything(late_landing: Landing, tmp_path: Path) -> None:
@@ -341,3 +399,225 @@ def test_a_warehouse_of_an_earlier_release_is_upgraded_by_a_full_rebuild(
     assert summary.start_date == FIRST and "code changed" in summary.window_reason
     backfilled(fresh, late_landing, DAYS[4])
     assert differing_tables(warehouse_digests(fresh), warehouse_digests(warehouse)) == []
+
+
+# --- one kind of change per night: narrow windows, the same tables as a full rebuild ---------
+
+BASE_DAYS = [date(2024, 1, 15) + timedelta(days=i) for i in range(28)]  # 01-15 .. 02-11
+NIGHT = date(2024, 2, 12)
+
+
+def four_weeks_landing(landing: Landing) -> None:
+    """Four weeks across a month end. Every day u4 visits, u1 asks the assistant at 10:00 (rule
+    sessions) and buys at 12:00 in EUR, whose one rate is delivered for the first day; u2 asks
+    at 23:50 on 02-09 and buys on 02-10; u3 opens the given session g1 on 02-07."""
+    landing.csv(
+        "fx_rates",
+        "fx.csv",
+        [fx_rate(date="2024-01-15", currency="EUR", rate_to_usd="1.10")],
+        dt="2024-01-15",
+    )
+    for day in BASE_DAYS:
+        landing.csv("visits", "v.csv", [visit(user_id="u4", ts=f"{day}T08:00:00Z")], dt=str(day))
+        landing.csv(
+            "interactions",
+            "i.csv",
+            [interaction(event_id=f"e-{day}", user_id="u1", session_id="", ts=f"{day}T10:00:00Z")],
+            dt=str(day),
+        )
+        landing.csv(
+            "orders",
+            "o.csv",
+            [order(order_id=f"o-{day}", ts=f"{day}T12:00:00Z", amount="10.00", currency="EUR")],
+            dt=str(day),
+        )
+    landing.csv(
+        "interactions",
+        "g.csv",
+        [interaction(event_id="g1-a", user_id="u3", session_id="g1", ts="2024-02-07T20:00:00Z")],
+        dt="2024-02-07",
+    )
+    landing.csv(
+        "interactions",
+        "late.csv",
+        [interaction(event_id="u2-a", user_id="u2", session_id="", ts="2024-02-09T23:50:00Z")],
+        dt="2024-02-09",
+    )
+    landing.csv(
+        "orders",
+        "u2.csv",
+        [order(order_id="o-u2", user_id="u2", ts="2024-02-10T12:00:00Z", amount="40.00")],
+        dt="2024-02-10",
+    )
+
+
+@pytest.fixture(scope="module")
+def four_weeks_built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The four weeks' landing folder and a warehouse published by a backfill of them."""
+    root = tmp_path_factory.mktemp("four_weeks")
+    landing = Landing(root / "landing")
+    four_weeks_landing(landing)
+    backfilled(root / "w.duckdb", landing, BASE_DAYS[-1], first=BASE_DAYS[0])
+    return landing.root, root / "w.duckdb"
+
+
+@dataclass(frozen=True)
+class NightOfChange:
+    """One kind of change arriving on NIGHT, the windows it must restate, and a probe of it."""
+
+    source: str
+    rows: list[dict[str, Any]]
+    end: date
+    first_days: dict[str, str]
+    probe: str
+    probed: list[tuple]
+
+
+NIGHTS_OF_CHANGE: dict[str, NightOfChange] = {
+    # sessions from the day before the new event; the ledger from that day (new touches can only
+    # credit later orders); lift and KPIs from the conversion windows that close tonight
+    "new interactions only": NightOfChange(
+        "interactions",
+        [interaction(event_id="e-new", user_id="u1", session_id="", ts="2024-02-12T10:00:00Z")],
+        NIGHT,
+        {
+            "sessions": "2024-02-11",
+            "attribution": "2024-02-11",
+            "lift": "2024-02-05",
+            "kpi_daily": "2024-02-05",
+            "kpi_monthly": "2024-02-01",
+        },
+        "SELECT count(*) FROM assistant_sessions WHERE session_date = DATE '2024-02-12'",
+        [(1,)],
+    ),
+    # the order's date; the lift from a window before it (visitor-days whose window holds it);
+    # the KPIs from the first lift row that changed (02-03 10:00 is within 7 days of the order)
+    "a late order only": NightOfChange(
+        "orders",
+        [order(order_id="o-late", ts="2024-02-09T14:00:00Z", amount="30.00", currency="EUR")],
+        BASE_DAYS[-1],
+        {
+            "orders": "2024-02-09",
+            "attribution": "2024-02-09",
+            "lift": "2024-02-02",
+            "kpi_daily": "2024-02-03",
+            "kpi_monthly": "2024-02-01",
+        },
+        # u1's sessions of 02-03 .. 02-09, each in scopes user and product
+        "SELECT count(*) FROM fct_attribution WHERE order_id = 'o-late' AND window_days = 7",
+        [(14,)],
+    ),
+    # weeks later: the order's date, not a lookback before it, for the lines and the ledger
+    "a status-only return weeks later": NightOfChange(
+        "orders",
+        [
+            order(
+                order_id="o-2024-01-25",
+                ts="2024-01-25T12:00:00Z",
+                amount="10.00",
+                currency="EUR",
+                status="returned",
+                updated_at="2024-02-12T08:00:00Z",
+            )
+        ],
+        BASE_DAYS[-1],
+        {
+            "orders": "2024-01-25",
+            "attribution": "2024-01-25",
+            "lift": "2024-01-18",
+            "kpi_daily": "2024-01-19",
+            "kpi_monthly": "2024-01-01",
+        },
+        "SELECT DISTINCT line_status, line_revenue_usd FROM fct_attribution "
+        "WHERE order_id = 'o-2024-01-25'",
+        [("returned", 0)],
+    ),
+    # a rate for a past date without one: the lines from that date on take it
+    "a late FX rate for a past date": NightOfChange(
+        "fx_rates",
+        [fx_rate(date="2024-02-05", currency="EUR", rate_to_usd="1.20")],
+        BASE_DAYS[-1],
+        {
+            "orders": "2024-02-05",
+            "attribution": "2024-02-05",
+            "lift": "2024-01-29",
+            "kpi_daily": "2024-01-30",
+            "kpi_monthly": "2024-01-01",
+        },
+        "SELECT order_date, rate_to_usd FROM int_order_lines "
+        "WHERE order_id IN ('o-2024-02-04', 'o-2024-02-11') ORDER BY 1",
+        [(date(2024, 2, 4), Decimal("1.10")), (date(2024, 2, 11), Decimal("1.20"))],
+    ),
+    # 00:10 on 02-10 extends u2's session of 23:50 on 02-09: sessions from 02-09
+    "a late interaction extends a session across midnight": NightOfChange(
+        "interactions",
+        [interaction(event_id="u2-b", user_id="u2", session_id="", ts="2024-02-10T00:10:00Z")],
+        BASE_DAYS[-1],
+        {
+            "sessions": "2024-02-09",
+            "attribution": "2024-02-09",
+            "lift": "2024-02-09",
+            "kpi_daily": "2024-02-09",
+            "kpi_monthly": "2024-02-01",
+        },
+        "SELECT session_date, n_events FROM assistant_sessions WHERE user_id = 'u2'",
+        [(date(2024, 2, 9), 2)],
+    ),
+    # an event of the given session g1, three days after its start: sessions from its start
+    "a late interaction joins a given session days later": NightOfChange(
+        "interactions",
+        [interaction(event_id="g1-b", user_id="u3", session_id="g1", ts="2024-02-10T09:00:00Z")],
+        BASE_DAYS[-1],
+        {
+            "sessions": "2024-02-07",
+            "attribution": "2024-02-07",
+            "lift": "2024-02-07",
+            "kpi_daily": "2024-02-07",
+            "kpi_monthly": "2024-02-01",
+        },
+        "SELECT session_date, n_events FROM assistant_sessions WHERE session_id = 'g1'",
+        [(date(2024, 2, 7), 2)],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NIGHTS_OF_CHANGE))
+def test_each_kind_of_change_restates_only_what_it_changes(
+    kind: str, four_weeks_built: tuple[Path, Path], tmp_path: Path
+) -> None:
+    change = NIGHTS_OF_CHANGE[kind]
+    base_landing, base_warehouse = four_weeks_built
+    landing = Landing(tmp_path / "landing")
+    shutil.copytree(base_landing, landing.root, dirs_exist_ok=True)
+    warehouse = tmp_path / "w.duckdb"
+    shutil.copyfile(base_warehouse, warehouse)
+    landing.csv(change.source, "night.csv", change.rows, dt=str(NIGHT))
+
+    summary = night(warehouse, landing, NIGHT)
+
+    assert summary.model_windows == expected_windows(change.end, **change.first_days)
+    assert query(warehouse, change.probe) == change.probed
+    full = tmp_path / "full.duckdb"
+    backfilled(full, landing, NIGHT, first=BASE_DAYS[0])
+    assert differing_tables(warehouse_digests(full), warehouse_digests(warehouse)) == []
+
+
+def test_every_incremental_model_has_a_restatement_rule() -> None:
+    incremental = {m.name for m in models() if m.materialized == "incremental"}
+    assert incremental == set(RESTATED_FROM)
+    assert incremental == {name for names in GROUPS.values() for name in names}
+
+
+def test_restatement_rules_follow_what_each_model_reads() -> None:
+    names = [m.name for m in models() if m.materialized == "incremental"]
+    changes = Changes(sessions=date(2024, 2, 9), orders=date(2024, 1, 25))
+    starts = restatement_starts(changes, SETTINGS, names)
+    assert starts["assistant_sessions"] == date(2024, 2, 9)
+    assert starts["int_orders"] == date(2024, 1, 25)
+    # the ledger from the earlier of the two, never a lookback before it
+    assert starts["fct_attribution_lag"] == date(2024, 1, 25)
+    # conversions: the visitor-days whose 7-day window holds the order
+    assert starts["fct_conversion_lift"] == date(2024, 1, 18)
+    assert starts["kpi_monthly_segments"] == date(2024, 1, 25)
+    nothing = restatement_starts(Changes(), SETTINGS, names)
+    assert set(nothing.values()) == {None}
