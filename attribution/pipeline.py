@@ -359,7 +359,9 @@ class PipelineRun:
         from attribution.lift import write_lift_tables
 
         s, settings = self.summary, self.settings
+        started = time.perf_counter()
         kept = not window.full and keep_kpi_lift_rows(con, settings)
+        keep_seconds = time.perf_counter() - started
         self._run_layers(con, window, BUILD_LAYERS)
         with self._stage("data_driven") as figures:
             self.reporter.start("data_driven")
@@ -392,10 +394,12 @@ class PipelineRun:
             figures.rows_out += rows
             self.reporter.finish("lift", f"{figures.rows_in:,} rows in, {figures.rows_out:,} out")
         if not window.full:
-            changed = changed_kpi_lift_periods(
-                con, settings, kept=kept, data_start=window.data_start
-            )
-            window = window.with_changes(settings, **changed)
+            with self._stage("kpi") as figures:  # finding the KPI windows is the KPI stage's work
+                figures.seconds += keep_seconds
+                changed = changed_kpi_lift_periods(
+                    con, settings, kept=kept, data_start=window.data_start
+                )
+                window = window.with_changes(settings, **changed)
         self._run_layers(con, window, KPI_LAYERS)
         return window
 
