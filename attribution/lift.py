@@ -53,7 +53,10 @@ COVARIATES: tuple[str, ...] = (
     "tenure_days",
 )
 
-_ORDERS = """orders as (
+# CTEs are MATERIALIZED: computed once each, in turn, instead of inlined into one plan whose
+# joins and aggregates hold memory at the same time (the inlined plan ran out of memory at L
+# with a 4 GB DuckDB limit; materialized, S runs within 100 MB).
+_ORDERS = """orders as materialized (
     -- revenue stays DECIMAL until summed: exact sums, identical on every rerun
     select user_id, order_at, order_revenue_usd as revenue
     from int_orders where is_placed
@@ -92,7 +95,7 @@ def _window_outcomes_sql(key: str, index: str) -> str:
 
 
 _ACTIVITY = f"""
-activity as (
+activity as materialized (
     select user_id, visit_date as activity_date, visit_at as activity_at, marketplace, channel,
         0 as is_session
     from stg_visits
@@ -100,7 +103,7 @@ activity as (
     select user_id, session_date, session_start, marketplace, channel, 1
     from assistant_sessions
 ),
-first_seen as (
+first_seen as materialized (
     select user_id, min(activity_at) as first_at,
         arg_min(marketplace, activity_at) as first_marketplace,
         arg_min(channel, activity_at) as first_channel
@@ -110,21 +113,21 @@ first_seen as (
 
 UNITS_SQL = f"""
 with {_ACTIVITY},
-activity_ranked as (
+activity_ranked as materialized (
     select *, row_number() over (
         partition by user_id, activity_date order by activity_at, is_session, marketplace, channel
     ) as activity_seq
     from activity
     where activity_date between $start_date and $end_date
 ),
-visitor_days as (
+visitor_days as materialized (
     select user_id, activity_date, min(activity_at) as index_at,
         max(is_session) = 1 as is_engaged,
         max(case when activity_seq = 1 then marketplace end) as marketplace,
         max(case when activity_seq = 1 then channel end) as channel
     from activity_ranked group by user_id, activity_date
 ),
-session_days as (
+session_days as materialized (
     select user_id, session_date,
         arg_min(model_version, session_start) as model_version,
         case min(case touch_type when 'help_me_decide' then 1 when 'comparison' then 2
@@ -134,14 +137,18 @@ session_days as (
             when 4 then 'product_click' when 5 then 'review_summary' else 'query' end as event_type
     from assistant_sessions group by user_id, session_date
 ),
-pre_orders as ({_pre_period_sql("visitor_days", "activity_date", "index_at")}
+pre_orders as materialized ({_pre_period_sql("visitor_days", "activity_date", "index_at")}
 ),
-pre_visits as (
-    select v.user_id, v.activity_date, count(distinct a.activity_date) as pre_visit_days_28
-    from visitor_days as v
-    left join activity as a on a.user_id = v.user_id
-        and a.activity_date between v.activity_date - 28 and v.activity_date - 1
-    group by v.user_id, v.activity_date
+active_days as materialized (
+    select distinct user_id, activity_date from activity
+),
+pre_visits as materialized (
+    -- distinct active days in the 28 days before each active day (all of history counts)
+    select user_id, activity_date, count(*) over (
+        partition by user_id order by activity_date
+        range between interval 28 day preceding and interval 1 day preceding
+    ) as pre_visit_days_28
+    from active_days
 )
 select v.user_id, v.activity_date, v.index_at, v.is_engaged, v.marketplace, v.channel,
     s.model_version, s.event_type,
@@ -171,16 +178,16 @@ with units as (select user_id, activity_date, index_at from _lift_units),
 
 EXPERIMENT_SQL = f"""
 with {_ACTIVITY},
-units as (
+units as materialized (
     select a.user_id, a.experiment_id, a.arm, a.assigned_at,
         cast(a.assigned_at as date) as assigned_date
     from stg_assignments as a
     where a.arm in ('treatment', 'holdout')
         and cast(a.assigned_at as date) between $start_date and $end_date
 ),
-pre as ({_pre_period_sql("units", "experiment_id", "assigned_at")}
+pre as materialized ({_pre_period_sql("units", "experiment_id", "assigned_at")}
 ),
-outcome as ({_window_outcomes_sql("experiment_id", "assigned_at")}
+outcome as materialized ({_window_outcomes_sql("experiment_id", "assigned_at")}
 )
 select u.user_id, u.experiment_id, u.arm = 'treatment' as is_treatment, u.assigned_date,
     o.window_days, o.converted, o.revenue,
