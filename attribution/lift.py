@@ -54,8 +54,9 @@ COVARIATES: tuple[str, ...] = (
 )
 
 # CTEs are MATERIALIZED: computed once each, in turn, instead of inlined into one plan whose
-# joins and aggregates hold memory at the same time (the inlined plan ran out of memory at L
-# with a 4 GB DuckDB limit; materialized, S runs within 100 MB).
+# joins and aggregates hold memory at the same time (at S the inlined plan needs more than 200 MB
+# of DuckDB memory, the materialized one less than 100 MB). Inside the pipeline's one build
+# transaction at L this query still ran out of a 4 GB limit: docs/performance.md, "Memory".
 _ORDERS = """orders as materialized (
     -- revenue stays DECIMAL until summed: exact sums, identical on every rerun
     select user_id, order_at, order_revenue_usd as revenue
