@@ -55,8 +55,8 @@ COVARIATES: tuple[str, ...] = (
 
 # CTEs are MATERIALIZED: computed once each, in turn, instead of inlined into one plan whose
 # joins and aggregates hold memory at the same time (at S the inlined plan needs more than 200 MB
-# of DuckDB memory, the materialized one less than 100 MB). Inside the pipeline's one build
-# transaction at L this query still ran out of a 4 GB limit: docs/performance.md, "Memory".
+# of DuckDB memory, the materialized one less than 100 MB). At L it needs 2-4 GB, and inside
+# the pipeline it still ran out of a 4 GB limit: docs/performance.md, "Memory".
 _ORDERS = """orders as materialized (
     -- revenue stays DECIMAL until summed: exact sums, identical on every rerun
     select user_id, order_at, order_revenue_usd as revenue
