@@ -758,6 +758,10 @@ def experiment_rows(
                 (pl.col("window_days") == w)
                 & (pl.col("assigned_date") + pl.duration(days=w) <= pl.lit(end))
             ).sort("user_id")
+            # clusters (one unit per user): codes once per window, for every grain
+            complete = complete.with_columns(
+                (pl.col("user_id").rank("dense").cast(pl.Int64) - 1).alias("user_code")
+            )
             if complete.is_empty():
                 continue
             for grain in GRAINS:
@@ -770,7 +774,7 @@ def _experiment_grain_rows(
 ) -> list[dict[str, Any]]:
     """Return the experiment rows of every period and segment of one grain (one experiment,
     one window; ``units`` sorted by user, one unit per user: clusters are units)."""
-    user = units["user_id"].rank("dense").cast(pl.Int64).to_numpy() - 1
+    user = units["user_code"].to_numpy()
     period, bounds, n_days = _grain_periods(units["assigned_date"], grain, start)
     keys = _period_keys(bounds, n_days, grain, w, experiment_id=experiment_id)
     treated = units["is_treatment"].to_numpy().astype(bool)

@@ -6,6 +6,7 @@ import math
 from datetime import date, datetime
 from decimal import Decimal
 
+import duckdb
 import pytest
 from tables import build, empty_warehouse, insert, rows
 from tables import order_row as order
@@ -412,3 +413,29 @@ def test_year_rows_split_at_the_calendar_year():
     # the ISO week 2025-12-29 .. 2026-01-04 spans both years; 'all' is the whole window
     assert user_counts(con, "week") == [(date(2025, 12, 29), date(2026, 1, 4), 2, 1, 2, 2, 2)]
     assert user_counts(con, "all") == [(start, date(2026, 1, 2), 2, 1, 2, 2, 2)]
+
+
+def test_fits_shared_across_windows_equal_fits_of_each_window_alone(tmp_path_factory):
+    """A period complete for every window is fitted once and reused by the next windows: its
+    rows must equal those of a run that fits that window alone."""
+    from report_warehouse import report_warehouse
+
+    from attribution.build_window import data_date_range
+    from attribution.lift import load_visitor_days, visitor_day_rows
+
+    con = duckdb.connect(str(report_warehouse(tmp_path_factory)), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    start, end = data_date_range(con)
+    units = load_visitor_days(con, start, end, (1, 7))
+    together = visitor_day_rows(units, (1, 7), start, end)
+    alone = visitor_day_rows(units, (7,), start, end)
+
+    def window_7(rows):
+        return sorted(
+            (tuple(sorted((k, str(v)) for k, v in row.items())) for row in rows),
+        )
+
+    for shared, single in zip(together, alone, strict=True):
+        seven = [row for row in shared if row["window_days"] == 7]
+        assert seven and window_7(seven) == window_7(single)
+    assert any(row["method"] == "adjusted" for row in alone[0])
