@@ -25,6 +25,9 @@ class Source:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     optional_source: bool = False
+    # True: a later delivery of a key with other values is a correction (loaded; staging keeps
+    # the latest delivery); only a repeat of the key's current values is a duplicate.
+    corrections: bool = False
 
     @property
     def raw_table(self) -> str:
@@ -33,6 +36,11 @@ class Source:
     @property
     def required_columns(self) -> tuple[str, ...]:
         return tuple(col.name for col in self.columns if col.required)
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        """The contract columns outside the key (what a correction changes)."""
+        return tuple(col.name for col in self.columns if col.name not in self.key)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -104,6 +112,7 @@ SOURCES: dict[str, Source] = {
                 Column("rate_to_usd", "DECIMAL(18,8)"),
             ),
             key=("date", "currency"),
+            corrections=True,
         ),
         Source(
             "products",

@@ -722,7 +722,13 @@ def _check_sql(source: Source, staged: _Staged, settings: Settings) -> str:
 
 def _duplicates_sql(source: Source) -> str:
     """CREATE the row numbers of valid rows that are duplicates: their key repeats an earlier
-    valid row of the same file, or is already in the raw table (first occurrence wins)."""
+    valid row of the same file, or is already in the raw table (first occurrence wins).
+
+    A source with ``corrections``: a row is a duplicate only when its values equal the key's
+    current values: those of the previous valid row of the key in this file, else those of the
+    key's latest delivery in the raw table (the order ``stg_<source>`` ranks deliveries by)."""
+    if source.corrections:
+        return _correction_duplicates_sql(source)
     keys = ", ".join(_q(k) for k in source.key)
     on_repeat = " AND ".join(f"d.{_q(k)} = c.{_q(k)}" for k in source.key)
     on_raw = " AND ".join(f"r.{_q(k)} = c.{_q(k)}" for k in source.key)
@@ -740,6 +746,47 @@ def _duplicates_sql(source: Source) -> str:
         FROM {_T_CHK} c
         WHERE c._rule IS NULL
           AND EXISTS (SELECT 1 FROM {_q(source.raw_table)} r WHERE {on_raw})
+    """
+
+
+def _correction_duplicates_sql(source: Source) -> str:
+    keys = ", ".join(_q(k) for k in source.key)
+    on_key = " AND ".join(f"c.{_q(k)} IS NOT DISTINCT FROM f.{_q(k)}" for k in source.key)
+    values = source.value_columns
+    previous = ", ".join(
+        f"lag({_q(v)}) OVER (PARTITION BY {keys} ORDER BY _row) AS {_q('prev_' + v)}"
+        for v in values
+    )
+    latest = ", ".join(f"c.{_q(v)} AS {_q('cur_' + v)}" for v in values)
+    # lag() is NULL only on a key's first row in the file (value columns of valid rows are set).
+    same = " AND ".join(
+        f"{_q(v)} IS NOT DISTINCT FROM CASE WHEN is_first THEN {_q('cur_' + v)} "
+        f"ELSE {_q('prev_' + v)} END"
+        for v in values
+    )
+    return f"""
+        CREATE OR REPLACE TEMP TABLE {_T_DUP} AS
+        WITH file_rows AS (
+            SELECT _row, {keys}, {", ".join(_q(v) for v in values)}, {previous},
+                row_number() OVER (PARTITION BY {keys} ORDER BY _row) = 1 AS is_first
+            FROM {_T_CHK} WHERE _rule IS NULL
+        ),
+        ranked AS (
+            SELECT *, row_number() OVER (
+                PARTITION BY {keys}
+                ORDER BY _loaded_at DESC NULLS LAST, _file DESC NULLS LAST, _row DESC NULLS LAST,
+                    _run_id DESC NULLS LAST
+            ) AS delivery_rank
+            FROM {_q(source.raw_table)} c
+            WHERE EXISTS (SELECT 1 FROM file_rows f WHERE {on_key})
+        ),
+        current_values AS (
+            SELECT {", ".join("c." + _q(k) for k in source.key)}, {latest}
+            FROM ranked c WHERE delivery_rank = 1
+        )
+        SELECT _row
+        FROM file_rows LEFT JOIN current_values USING ({keys})
+        WHERE {same}
     """
 
 
