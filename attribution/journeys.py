@@ -20,6 +20,7 @@ Docs: ``docs/data-driven.md``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
@@ -187,17 +188,22 @@ def aggregated_journeys_for_window(
     independent of order); rows are ordered by (path, converted).
     """
     params = _window_params(window_days, start_date, end_date)
+    result = con.execute(aggregated_journeys_sql(touch_column), params).fetchall()
+    return pl.DataFrame(result, schema=AGGREGATED_SCHEMA, orient="row")
+
+
+def aggregated_journeys_sql(touch_column: str = "touch_type") -> str:
+    """Return the query of ``aggregated_journeys_for_window`` (parameters $window_days,
+    $start_date, $end_date); the Spark engine runs the same text."""
     converting, non_converting = _journey_queries(touch_column)
     union = f"SELECT * FROM ({converting}) UNION ALL SELECT * FROM ({non_converting})"
-    sql = f"""
+    return f"""
         SELECT path, converted, count(*) AS n,
                cast(sum(cast(value_usd AS DECIMAL(38, 4))) AS DOUBLE) AS value_usd
         FROM ({union}) AS journeys
         GROUP BY path, converted
         ORDER BY path, converted
     """
-    result = con.execute(sql, params).fetchall()
-    return pl.DataFrame(result, schema=AGGREGATED_SCHEMA, orient="row")
 
 
 def journeys_for_window(
@@ -235,17 +241,26 @@ def rule_totals_by_touch_type(
     position_based: sum of credit x line_revenue_usd, rounded to 4 places. Each product is
     cast to DECIMAL(38,10) before the sum, so that the total does not depend on summation order.
     """
+    params = _window_params(window_days, start_date, end_date)
+    result = con.execute(rule_totals_sql(touch_column), params).fetchall()
+    return pl.DataFrame(result, schema=RULE_TOTALS_SCHEMA, orient="row")
+
+
+RULE_TOTALS_SCHEMA: dict[str, Any] = {"touch_type": pl.String} | {
+    f"{m}_revenue_usd": pl.Float64 for m in RULE_MODELS
+}
+
+
+def rule_totals_sql(touch_column: str = "touch_type") -> str:
+    """Return the query of ``rule_totals_by_touch_type`` (parameters $window_days,
+    $start_date, $end_date); the Spark engine runs the same text."""
     touch = touch_sql_column(touch_column)
     sums = ",\n    ".join(
         f"cast(cast(sum(cast({model} * cast(line_revenue_usd AS DOUBLE) AS DECIMAL(38, 10))) "
         f"AS DECIMAL(18, 4)) AS DOUBLE) AS {model}_revenue_usd"
         for model in RULE_MODELS
     )
-    sql = _RULES_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH, sums=sums)
-    params = _window_params(window_days, start_date, end_date)
-    result = con.execute(sql, params).fetchall()
-    schema = {"touch_type": pl.String} | {f"{m}_revenue_usd": pl.Float64 for m in RULE_MODELS}
-    return pl.DataFrame(result, schema=schema, orient="row")
+    return _RULES_SQL.format(touch=touch, unknown=UNKNOWN_TOUCH, sums=sums)
 
 
 BY_TOUCH_TYPE_SCHEMA: dict[str, Any] = {
@@ -284,9 +299,27 @@ def data_driven_by_touch_type(
     (window_days, touch_type); a rerun on the same warehouse gives identical rows.
     """
     touch_sql_column(touch_column)
+    return data_driven_from(
+        lambda w: aggregated_journeys_for_window(con, w, start_date, end_date, touch_column),
+        lambda w: rule_totals_by_touch_type(con, w, start_date, end_date, touch_column),
+        settings.windows_days,
+        order,
+        touch_column,
+    )
+
+
+def data_driven_from(
+    journeys_of: Callable[[int], pl.DataFrame],
+    rule_totals_of: Callable[[int], pl.DataFrame],
+    windows_days: Iterable[int],
+    order: int = 1,
+    touch_column: str = "touch_type",
+) -> pl.DataFrame:
+    """Return ``data_driven_by_touch_type``'s rows from each window's aggregated journeys and
+    rule totals, whichever engine computed them (``journeys_of(window)``, ``rule_totals_of``)."""
     frames = []
-    for window in settings.windows_days:
-        journeys = aggregated_journeys_for_window(con, window, start_date, end_date, touch_column)
+    for window in windows_days:
+        journeys = journeys_of(window)
         markov = markov_attribution(journeys, order=order)
         try:
             shapley = shapley_attribution(journeys).select(
@@ -300,7 +333,7 @@ def data_driven_by_touch_type(
                 shapley_share=pl.lit(None, dtype=pl.Float64),
                 shapley_revenue_usd=pl.lit(None, dtype=pl.Float64),
             )
-        rules = rule_totals_by_touch_type(con, window, start_date, end_date, touch_column)
+        rules = rule_totals_of(window)
         model = markov.join(shapley, on="touch_type", how="left")
         frame = model.join(rules, on="touch_type", how="full", coalesce=True)
         fill = [c for c in frame.columns if c != "touch_type" and not c.startswith("shapley")]
@@ -327,6 +360,13 @@ def data_driven_by_touch_type(
     return result.with_columns(pl.col(money).round(4)).sort("window_days", "touch_type")
 
 
+def with_period(frame: pl.DataFrame, start_date: date, end_date: date) -> pl.DataFrame:
+    """Return the rows of ``fct_attribution_by_touch_type``: the summary with its period first."""
+    return frame.with_columns(
+        start_date=pl.lit(start_date, dtype=pl.Date), end_date=pl.lit(end_date, dtype=pl.Date)
+    ).select("start_date", "end_date", *BY_TOUCH_TYPE_SCHEMA)
+
+
 def write_attribution_by_touch_type(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
@@ -341,9 +381,7 @@ def write_attribution_by_touch_type(
     ordered by (window_days, touch_type). Returns the rows written.
     """
     frame = data_driven_by_touch_type(con, settings, start_date, end_date, order, touch_column)
-    frame = frame.with_columns(
-        start_date=pl.lit(start_date, dtype=pl.Date), end_date=pl.lit(end_date, dtype=pl.Date)
-    ).select("start_date", "end_date", *BY_TOUCH_TYPE_SCHEMA)
+    frame = with_period(frame, start_date, end_date)
     view = "_fct_attribution_by_touch_type_frame"
     con.register(view, frame.to_arrow())
     try:
