@@ -17,5 +17,6 @@ where "month" between $start_month and $end_date
         or mau < 0 or queries < 0 or sessions < 0 or visitors < 0 or buyers < 0 or orders < 0
         or revenue_usd < 0 or attributed_revenue_usd < 0 or attributed_buyers < 0
         or engaged_users > engaged_visitors or comparison_users > comparison_visitors
-        or days_with_data < 1 or days_with_data > date_diff('day', "month", month_end) + 1
+        or days_with_data < 1
+        or days_with_data > date_diff('day', cast("month" as date), cast(month_end as date)) + 1
     )

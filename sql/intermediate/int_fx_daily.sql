@@ -48,7 +48,7 @@ candidates as (
         r.rate_to_usd,
         r.rate_date,
         row_number() over (
-            partition by c.calendar_date, r.currency order by r.rate_date desc
+            partition by c.calendar_date, r.currency order by r.rate_date desc nulls last
         ) as recency_rank
     from calendar as c
     cross join currencies as cur

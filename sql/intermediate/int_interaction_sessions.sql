@@ -18,7 +18,7 @@ rule_events as (
     select
         *,
         lag(event_at) over (
-            partition by user_id order by event_at, event_id
+            partition by user_id order by event_at nulls last, event_id nulls last
         ) as previous_event_at
     from events
     where given_session_id is null
@@ -40,7 +40,7 @@ rule_numbered as (
     select
         *,
         sum(is_session_start) over (
-            partition by user_id order by event_at, event_id
+            partition by user_id order by event_at nulls last, event_id nulls last
             rows between unbounded preceding and current row
         ) as session_seq
     from rule_starts
@@ -58,7 +58,7 @@ rule_sessions as (
         model_version,
         'rule' as session_source,
         's-' || first_value(event_id) over (
-            partition by user_id, session_seq order by event_at, event_id
+            partition by user_id, session_seq order by event_at nulls last, event_id nulls last
         ) as session_id
     from rule_numbered
 ),
@@ -90,7 +90,7 @@ with_start as (
         *,
         min(event_at) over (partition by user_id, session_id) as session_start,
         row_number() over (
-            partition by user_id, session_id order by event_at, event_id
+            partition by user_id, session_id order by event_at nulls last, event_id nulls last
         ) as event_seq
     from all_events
 ),

@@ -23,7 +23,7 @@ with lines as (
         p.brand as product_brand,
         p.category as product_category,
         -- a compact, deterministic line key: (order_id, line_no) is unique
-        row_number() over (order by l.order_id, l.line_no) as line_key
+        row_number() over (order by l.order_id nulls last, l.line_no nulls last) as line_key
     from int_order_lines as l
     left join stg_products as p on p.product_id = l.product_id
     where l.order_date between $start_date and $end_date
@@ -33,7 +33,9 @@ sessions as (
     select
         session_id, user_id, session_start, touch_type, channel, model_version,
         -- one integer in (session_start, session_id) order: the touch order, cheap to sort on
-        row_number() over (order by session_start, session_id) as session_order
+        row_number() over (
+            order by session_start nulls last, session_id nulls last
+        ) as session_order
     from assistant_sessions
     where session_date between cast($start_date as date) - cast($max_window_days as integer)
         and $end_date
@@ -75,7 +77,7 @@ pair_scopes as (
     select
         pr.line_key,
         pr.session_order,
-        any_value(pr.age_us) as age_us,
+        min(pr.age_us) as age_us,  -- one value per pair
         coalesce(bool_or(sp.product_id = pr.product_id), false) as surfaced_product,
         coalesce(bool_or(
             c.brand = pr.product_brand
@@ -130,18 +132,19 @@ scope_lists as (
     select
         line_key,
         scope_id,
-        len(touches) as n_scope,
+        array_length(touches) as n_scope,
         list_transform(touches, lambda x: x.o) as orders,
         list_transform(touches, lambda x: x.a) as ages,
         list_transform(
             touches,
             lambda x: power(
                 2e0,
-                -(cast(x.a - touches[len(touches)].a as double) / 86400e6) / $half_life_days
+                -(cast(x.a - touches[array_length(touches)].a as double) / 86400e6)
+                    / nullif($half_life_days, 0)
             )
         ) as weights
     from scope_touches
-    where len(touches) > 0
+    where array_length(touches) > 0
 ),
 
 -- per (line, window, scope): the window keeps the touches with age <= window, a suffix of the list
@@ -153,11 +156,34 @@ partitions as (
         t.n_scope,
         t.orders,
         t.weights,
-        len(list_filter(
+        array_length(list_filter(
             t.ages, lambda a: a <= cast(w.window_days as bigint) * 86400000000
         )) as n_touches
     from scope_lists as t
     cross join cfg_windows as w
+),
+
+-- one row per touch of the partition's suffix: a single unnest of the positions (several unnest
+-- in one SELECT are zipped on DuckDB but crossed on Spark), the other lists indexed by position
+ranked_positions as (
+    select
+        line_key,
+        scope_id,
+        window_days,
+        n_scope,
+        n_touches,
+        orders,
+        weights,
+        -- a left fold in touch order fixes the summation order: reruns are bit-identical
+        -- (0 + the first weight is that weight exactly)
+        list_reduce(
+            array_slice(weights, n_scope - n_touches + 1, n_scope),
+            lambda total, weight: total + weight,
+            0e0
+        ) as decay_total,
+        unnest(range(1, n_touches + 1)) as touch_rank
+    from partitions
+    where n_touches > 0
 ),
 
 ranked as (
@@ -166,15 +192,11 @@ ranked as (
         scope_id,
         window_days,
         n_touches,
-        -- a left fold in touch order fixes the summation order: reruns are bit-identical
-        list_reduce(
-            list_slice(weights, n_scope - n_touches + 1, n_scope), lambda x, y: x + y
-        ) as decay_total,
-        unnest(list_slice(orders, n_scope - n_touches + 1, n_scope)) as session_order,
-        unnest(list_slice(weights, n_scope - n_touches + 1, n_scope)) as decay_weight,
-        unnest(range(1, n_touches + 1)) as touch_rank
-    from partitions
-    where n_touches > 0
+        decay_total,
+        orders[n_scope - n_touches + touch_rank] as session_order,
+        weights[n_scope - n_touches + touch_rank] as decay_weight,
+        touch_rank
+    from ranked_positions
 ),
 
 final as (
@@ -202,13 +224,13 @@ final as (
         x.line_revenue_usd,
         case when r.touch_rank = 1 then 1e0 else 0e0 end as first_touch,
         case when r.touch_rank = r.n_touches then 1e0 else 0e0 end as last_touch,
-        1e0 / r.n_touches as linear,
-        r.decay_weight / r.decay_total as time_decay,
+        1e0 / nullif(r.n_touches, 0) as linear,
+        cast(r.decay_weight as double) / nullif(r.decay_total, 0) as time_decay,
         case
             when r.n_touches = 1 then 1e0
             when r.n_touches = 2 then 0.5e0
             when r.touch_rank = 1 or r.touch_rank = r.n_touches then 0.4e0
-            else 0.2e0 / (r.n_touches - 2)
+            else 0.2e0 / nullif(r.n_touches - 2, 0)
         end as position_based
     from ranked as r
     inner join pairs as x

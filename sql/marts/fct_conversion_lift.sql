@@ -26,7 +26,8 @@ activity_ranked as (
         *,
         row_number() over (
             partition by user_id, activity_date
-            order by activity_at, is_session, marketplace, channel
+            order by activity_at nulls last, is_session nulls last, marketplace nulls last,
+                channel nulls last
         ) as activity_seq
     from activity
 ),
@@ -127,16 +128,20 @@ final as (
         cast(conversions_comparison as bigint) as conversions_comparison,
         cr_engaged,
         cr_comparison,
-        cr_engaged / nullif(cr_comparison, 0) - 1e0 as lift,
-        exp(ln(nullif(cr_engaged, 0) / nullif(cr_comparison, 0)) - 1.959963984540054e0 * se_log_ratio)
-            - 1e0 as lift_ci_low,
-        exp(ln(nullif(cr_engaged, 0) / nullif(cr_comparison, 0)) + 1.959963984540054e0 * se_log_ratio)
-            - 1e0 as lift_ci_high,
+        cast(cr_engaged as double) / nullif(cr_comparison, 0) - 1e0 as lift,
+        exp(
+            ln(nullif(cast(cr_engaged as double), 0) / nullif(cr_comparison, 0))
+            - 1.959963984540054e0 * se_log_ratio
+        ) - 1e0 as lift_ci_low,
+        exp(
+            ln(nullif(cast(cr_engaged as double), 0) / nullif(cr_comparison, 0))
+            + 1.959963984540054e0 * se_log_ratio
+        ) - 1e0 as lift_ci_high,
         cast(revenue_engaged_usd as decimal(18, 4)) as revenue_engaged_usd,
         cast(revenue_comparison_usd as decimal(18, 4)) as revenue_comparison_usd,
-        cast(revenue_engaged_usd / nullif(n_engaged, 0) as decimal(18, 4))
+        cast(cast(revenue_engaged_usd as double) / nullif(n_engaged, 0) as decimal(18, 4))
             as revenue_per_user_engaged_usd,
-        cast(revenue_comparison_usd / nullif(n_comparison, 0) as decimal(18, 4))
+        cast(cast(revenue_comparison_usd as double) / nullif(n_comparison, 0) as decimal(18, 4))
             as revenue_per_user_comparison_usd,
         cast(null as double) as srm_p_value,
         'delta_log_ratio' as ci_method,
@@ -146,8 +151,9 @@ final as (
         cast(null as double) as p_value,
         cast(null as double) as p_value_bh,
         cast(n_engaged * (cr_engaged - cr_comparison) as double) as incremental_conversions,
-        cast(n_engaged * (revenue_engaged_usd / nullif(n_engaged, 0)
-            - revenue_comparison_usd / nullif(n_comparison, 0)) as double) as incremental_revenue_usd,
+        cast(n_engaged * (cast(revenue_engaged_usd as double) / nullif(n_engaged, 0)
+            - cast(revenue_comparison_usd as double) / nullif(n_comparison, 0)) as double)
+            as incremental_revenue_usd,
         cast(null as double) as incremental_revenue_ci_low,
         cast(null as double) as incremental_revenue_ci_high,
         cast(null as double) as revenue_lift,

@@ -5,7 +5,8 @@ with ranked as (
         *,
         row_number() over (
             partition by order_id, line_no
-            order by updated_at desc, _loaded_at desc, _file desc, _row desc
+            order by updated_at desc nulls last, _loaded_at desc nulls last, _file desc nulls last,
+                _row desc nulls last
         ) as version_rank,
         count(*) over (partition by order_id, line_no) as n_versions
     from raw_orders
