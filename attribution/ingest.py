@@ -19,12 +19,15 @@ import contextlib
 import csv
 import gzip
 import hashlib
+import json
 import re
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import duckdb
 
@@ -434,22 +437,48 @@ class _Staged:
     not_object_expr: str = "FALSE"
 
 
+# DuckDB quotes the offending record ("Original Line: ..."): left out of our messages, which
+# reach logs and _runs (the record may hold user ids, and may be megabytes long).
+_ORIGINAL_LINE_RE = re.compile(
+    r"Original Line:.*?(?=\n\n|\n(?:Expected Number|Invalid unicode|Maximum line|Possible)|\Z)",
+    re.S,
+)
+_MESSAGE_LINE_CHARS = 300
+
+
 def _short(exc: BaseException) -> str:
-    """First lines of a DuckDB/OS error message, enough to see what went wrong."""
-    text = str(exc).strip().splitlines()
-    kept = [line for line in text[:4] if line.strip() and not line.startswith("LINE ")]
-    return " ".join(line.strip() for line in kept) or type(exc).__name__
+    """First lines of a DuckDB/OS error message, enough to see what went wrong (the offending
+    record's content left out, each line at most a few hundred characters)."""
+    text = _ORIGINAL_LINE_RE.sub("", str(exc)).strip().splitlines()
+    kept = [
+        line for line in text[:4] if line.strip() and not line.startswith(("LINE ", "Possible"))
+    ]
+    return " ".join(line.strip()[:_MESSAGE_LINE_CHARS] for line in kept) or type(exc).__name__
+
+
+def _open_bytes(path: Path, compressed: bool) -> IO[bytes]:
+    return gzip.open(path, "rb") if compressed else path.open("rb")
 
 
 def _csv_header(path: Path, compressed: bool, rel: str) -> list[str]:
-    opener = gzip.open if compressed else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-            header = next(csv.reader(fh), None)
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        with _open_bytes(path, compressed) as fh:
+            first = fh.readline()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise IngestError(f"{rel}: cannot read the CSV header: {exc}") from exc
+    try:
+        header = next(csv.reader([first.decode("utf-8-sig")]), None)
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{rel}: line 1 (the CSV header) is not valid UTF-8: {exc}") from exc
+    except csv.Error as exc:
         raise IngestError(f"{rel}: cannot read the CSV header: {exc}") from exc
     if not header or all(not name.strip() for name in header):
         raise IngestError(f"{rel}: empty file, no CSV header line")
+    if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
+        raise IngestError(
+            f"{rel}: the CSV header is one column ({header[0][:_MESSAGE_LINE_CHARS]!r}): "
+            "fields must be separated by commas"
+        )
     names = [name.strip() or f"column{i}" for i, name in enumerate(header)]
     seen: set[str] = set()
     for name in names:
@@ -569,6 +598,11 @@ _STAGERS = {"csv": _stage_csv, "parquet": _stage_parquet, "jsonl": _stage_jsonl}
 # Rules: one vectorised SQL pass per file
 # --------------------------------------------------------------------------------------------
 
+# Timestamps and dates before this are quarantined (past_timestamp / past_date): epoch-zero and
+# year-1 sentinels, which would also stretch the daily calendars (int_fx_daily) over centuries.
+EARLIEST_DATE = date(2000, 1, 1)
+_EARLIEST_SQL = f"DATE '{EARLIEST_DATE.isoformat()}'"
+
 # Domain rules by column name: (SQL condition on v = typed value, rule name).
 _DECIMAL_RULE = {"amount": "invalid_amount", "rate_to_usd": "invalid_rate"}
 
@@ -618,10 +652,13 @@ def _column_rules(
             (f"{t} IS NOT NULL AND ({v} IS NULL OR NOT isfinite({v}))", f"invalid_timestamp:{name}")
         )
         rules.append((f"{v} > $future_limit", f"future_timestamp:{name}"))
+        rules.append((f"{v} < {_EARLIEST_SQL}", f"past_timestamp:{name}"))
     elif typ == "DATE":
         rules.append(
             (f"{t} IS NOT NULL AND ({v} IS NULL OR NOT isfinite({v}))", f"invalid_date:{name}")
         )
+        rules.append((f"{v} > CAST($future_limit AS DATE)", f"future_date:{name}"))
+        rules.append((f"{v} < {_EARLIEST_SQL}", f"past_date:{name}"))
     elif typ == "INTEGER":
         rules.append((f"{t} IS NOT NULL AND {v} IS NULL", f"invalid_integer:{name}"))
     elif typ.startswith("DECIMAL"):
@@ -832,6 +869,25 @@ def _record_file(
     )
 
 
+def _first_bad_json_line(lf: LandingFile) -> str | None:
+    """Return "line N: why" for the first line of a JSON lines file that is not valid UTF-8 JSON
+    (blank lines skipped), or None if every line is; only called after DuckDB failed."""
+    try:
+        with _open_bytes(lf.path, lf.compressed) as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    json.loads(line.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    return f"line {number} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+                except json.JSONDecodeError as exc:
+                    return f"line {number} is malformed JSON ({exc.msg} at character {exc.pos + 1})"
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
+
+
 def _stage(con: duckdb.DuckDBPyConnection, lf: LandingFile) -> _Staged:
     """Read the file into the temp table _T_IN (outside the file's transaction: row ids of a
     committed table are its 0-based insertion positions, which gives the row numbers)."""
@@ -840,7 +896,10 @@ def _stage(con: duckdb.DuckDBPyConnection, lf: LandingFile) -> _Staged:
     except IngestError:
         raise
     except (duckdb.Error, OSError, UnicodeDecodeError) as exc:
-        raise IngestError(f"{lf.rel}: cannot read the file as {lf.fmt}: {_short(exc)}") from exc
+        # DuckDB's JSON messages count lines differently; name the line ourselves.
+        where = _first_bad_json_line(lf) if lf.fmt == "jsonl" else None
+        reason = where or _short(exc)
+        raise IngestError(f"{lf.rel}: cannot read the file as {lf.fmt}: {reason}") from exc
 
 
 def _load_one(
