@@ -211,6 +211,8 @@ def _run(
     if not settings.landing_dir.is_dir():
         errors.print(f"[red]Landing folder not found:[/red] {settings.landing_dir}")
         raise typer.Exit(2)
+    from attribution.run_lock import EXIT_BUSY, WarehouseBusy
+
     report_dir = settings.report_dir if report else None
     try:
         if prefect:
@@ -219,6 +221,9 @@ def _run(
             summary = _run_library(
                 settings, run_date, span, expectations, report_dir, quiet, verbose
             )
+    except WarehouseBusy as exc:  # another run holds the warehouse: try again later
+        errors.print(f"[red]Run refused:[/red] {exc}", markup=True)
+        raise typer.Exit(EXIT_BUSY) from exc
     except Exception as exc:  # every failure ends with one readable line and exit code 1
         errors.print(f"[red]Run failed:[/red] {type(exc).__name__}: {exc}", markup=True)
         raise typer.Exit(1) from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -71,6 +72,10 @@ OPERATIONAL_SETTINGS: frozenset[str] = frozenset(
     }
 )
 ARMS: tuple[str, ...] = ("treatment", "holdout")
+
+# The pseudonymisation key: from the environment only (never a settings field, file or flag).
+USER_ID_KEY_ENV = "ATTRIBUTION_USER_ID_KEY"
+USER_ID_KEY_MIN_LENGTH = 16
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -179,6 +184,11 @@ class Settings(BaseSettings):
         default="UTC",
         description="IANA time zone of schedule_cron and of 'yesterday' in `--date yesterday`.",
     )
+    pseudonymise_user_ids: bool = Field(
+        default=False,
+        description="Replace every user_id at ingest by a keyed hash (HMAC-SHA256, 32 hex "
+        f"digits); the key is read from the environment variable {USER_ID_KEY_ENV} only.",
+    )
 
     @field_validator("windows_days", mode="before")
     @classmethod
@@ -260,6 +270,25 @@ class Settings(BaseSettings):
         meaning = self.model_dump(mode="json", exclude=OPERATIONAL_SETTINGS)
         blob = json.dumps(meaning, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def user_id_key(settings: Settings) -> bytes | None:
+    """Return the pseudonymisation key (from the environment) when ``pseudonymise_user_ids`` is
+    on, else None; raise ``ValueError`` (never showing the key) if it is missing or too short."""
+    if not settings.pseudonymise_user_ids:
+        return None
+    key = os.environ.get(USER_ID_KEY_ENV, "")
+    if not key.strip():
+        raise ValueError(
+            f"pseudonymise_user_ids is on but the environment variable {USER_ID_KEY_ENV} is not "
+            "set: export the secret key there (it is read from the environment only)"
+        )
+    if len(key) < USER_ID_KEY_MIN_LENGTH:
+        raise ValueError(
+            f"{USER_ID_KEY_ENV} is too short: use at least {USER_ID_KEY_MIN_LENGTH} characters "
+            "of a random secret"
+        )
+    return key.encode("utf-8")
 
 
 def load_settings(**overrides: Any) -> Settings:

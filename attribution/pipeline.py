@@ -48,8 +48,15 @@ from attribution.build_window import (
     restated_summary,
 )
 from attribution.config import Settings
+from attribution.faults import checkpoint
 from attribution.progress import Reporter, as_reporter
-from attribution.run_log import ensure_runs_table, record_run, unpublished_run_ids
+from attribution.run_lock import RunLock, WarehouseBusy
+from attribution.run_log import (
+    ensure_runs_table,
+    mark_interrupted_runs,
+    record_run,
+    unpublished_run_ids,
+)
 from attribution.warehouse import (
     Model,
     atomic,
@@ -264,6 +271,8 @@ class PipelineRun:
         self.per_file = per_file
         self.reporter = as_reporter(progress)
         self.started = datetime.now(UTC).replace(tzinfo=None)
+        self._lock: RunLock | None = None  # taken by the first stage, released by record()
+        self._refused = False  # another run held the warehouse: nothing touched, nothing recorded
         self.summary = RunSummary(
             run_id=run_id or f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
             mode=mode,
@@ -303,12 +312,14 @@ class PipelineRun:
             )
             for line in result.lines(per_file=self.per_file):
                 self.reporter.note(line)
+        checkpoint("ingest:done")
         return dict(s.ingest)
 
     def _file_done(self, index: int, total: int, result: Any) -> None:
         if index == 1:
             self.reporter.start("ingest", total)
         self.reporter.advance("ingest", f"{result.file} ({result.status})")
+        checkpoint("ingest:file")
 
     def build(self) -> dict[str, Any]:
         """Rebuild what the new data can change, run the gate, and publish by committing.
@@ -333,7 +344,11 @@ class PipelineRun:
                 window = self._build_models(con, window)
                 self._set_window(window)
                 self._gate(con, window)
+                # the record of the publication commits with the tables it publishes
+                record_run(con, {**self._record_values(finished=False), "published": True})
+                checkpoint("build:gated")
             s.published = True
+            checkpoint("build:committed")
             self.reporter.note(f"published: window {window.start} .. {window.end}")
         return s.as_json()
 
@@ -363,6 +378,7 @@ class PipelineRun:
         kept = not window.full and keep_kpi_lift_rows(con, settings)
         keep_seconds = time.perf_counter() - started
         self._run_layers(con, window, BUILD_LAYERS)
+        checkpoint("build:models")
         with self._stage("data_driven") as figures:
             self.reporter.start("data_driven")
             # journeys need the whole history: the data-driven summary covers every loaded day
@@ -500,6 +516,7 @@ class PipelineRun:
             # the floor hides cells, never rows: every table row read is exported
             figures.rows_in = figures.rows_out = result.exported_rows
             self.reporter.finish("report", str(s.report.get("index_html")))
+        checkpoint("report:done")
         return dict(s.report)
 
     def succeed(self) -> None:
@@ -512,12 +529,26 @@ class PipelineRun:
         self.summary.message = f"{type(exc).__name__}: {exc}"
 
     def record(self) -> None:
-        """Write this run's row into ``_runs`` (window, settings hash, code version, stages)."""
+        """Write this run's final row into ``_runs`` (window, settings hash, code version, stages)
+        and release the run lock. A run refused the warehouse (another run held it) records
+        nothing: it never touched the warehouse."""
+        if self._refused:
+            return
+        try:
+            with self._connection() as con:
+                record_run(con, self._record_values(finished=True))
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def _record_values(self, *, finished: bool) -> dict[str, Any]:
+        """Return this run's ``_runs`` row as it stands (column -> value)."""
         s = self.summary
-        values = {
+        return {
             "run_id": s.run_id,
             "started_at": self.started,
-            "finished_at": datetime.now(UTC).replace(tzinfo=None),
+            "finished_at": datetime.now(UTC).replace(tzinfo=None) if finished else None,
             "mode": s.mode,
             "run_date": s.run_date,
             "first_date": s.first_date,
@@ -544,13 +575,44 @@ class PipelineRun:
             "outcome": s.outcome,
             "message": s.message,
         }
-        with self._connection() as con:
-            record_run(con, values)
 
     # helpers ----------------------------------------------------------------------------------
 
+    def _hold_warehouse(self) -> None:
+        """Take the warehouse's run lock for the rest of the run (first call only).
+
+        Waits up to ``run_lock_wait_seconds`` for another run, then raises ``WarehouseBusy``
+        (nothing read or written). Holding it, marks runs left ``running`` by killed processes
+        as interrupted and records this run as running.
+        """
+        if self._lock is not None:
+            return
+        lock = RunLock(self.warehouse_path, self.summary.run_id)
+        try:
+            left = lock.acquire(self.settings.run_lock_wait_seconds)
+        except WarehouseBusy:
+            self._refused = True
+            raise
+        self._lock = lock
+        if left is not None:
+            self.reporter.note(
+                f"took over the run lock of {left.describe()}, which ended without releasing it"
+            )
+        with self._open() as con:
+            for run_id in mark_interrupted_runs(con, self.summary.run_id):
+                self.reporter.note(f"run {run_id} was interrupted (its process ended mid-run)")
+            record_run(con, self._record_values(finished=False))
+        checkpoint("run:locked")
+
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the warehouse for a stage, holding the run lock (taken on first use)."""
+        self._hold_warehouse()
+        with self._open() as con:
+            yield con
+
+    @contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         con = connect(
             self.warehouse_path,
             memory_limit=self.settings.duckdb_memory_limit,

@@ -6,6 +6,11 @@ a failure while building leaves the previous folder untouched and removes the te
 On Linux the swap is one ``renameat2(..., RENAME_EXCHANGE)`` call (both folders exist at every
 instant); where that is not available (other systems, some file systems) two renames are used:
 target -> backup, staging -> target; the target is then missing for an instant, but never partial.
+
+A process killed while publishing (SIGKILL: no cleanup runs) leaves its temporary sibling
+behind, never a partial target. Temporary folders carry their process id
+(``.<target>.staging-<pid>-*``, ``.<target>.previous-<pid>-*``); the next publish of the same
+target removes those of processes that no longer exist.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ import ctypes
 import ctypes.util
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from attribution.faults import checkpoint
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -56,9 +64,10 @@ def swap_into_place(staging: Path, target: Path) -> None:
         staging.rename(target)
         return
     if exchange_paths(staging, target):
+        checkpoint("report:swapped")
         shutil.rmtree(staging)  # now holds the previous folder
         return
-    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.previous-", dir=target.parent))
+    backup = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target, "previous"), dir=target.parent))
     backup.rmdir()
     target.rename(backup)
     try:
@@ -66,7 +75,35 @@ def swap_into_place(staging: Path, target: Path) -> None:
     except BaseException:
         backup.rename(target)
         raise
+    checkpoint("report:swapped")
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def _temporary_prefix(target: Path, kind: str) -> str:
+    return f".{target.name}.{kind}-{os.getpid()}-"
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_abandoned_temporaries(target: Path) -> list[Path]:
+    """Remove the temporary siblings of ``target`` left by processes that no longer exist
+    (killed while publishing); return what was removed."""
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(staging|previous)-(\d+)-")
+    removed = []
+    for sibling in sorted(target.parent.iterdir()):
+        match = pattern.match(sibling.name)
+        if match and sibling.is_dir() and not _process_exists(int(match.group(2))):
+            shutil.rmtree(sibling, ignore_errors=True)
+            removed.append(sibling)
+    return removed
 
 
 def is_replaceable(target: Path, marker_file: str, marker: dict[str, str]) -> bool:
@@ -96,10 +133,12 @@ def staged_directory(target: Path) -> Iterator[Path]:
     """
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    remove_abandoned_temporaries(target)
+    staging = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target, "staging"), dir=target.parent))
     try:
         yield staging
         staging.chmod(0o755)
+        checkpoint("report:staged")
         swap_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -2,6 +2,12 @@
 
 A run is *published* when its build committed (the gate passed); rows loaded by runs that were
 not published are what the next nightly run must still restate (``build_window``).
+
+A run's row is written three times: ``outcome = 'running'`` when it takes the run lock, again
+inside its build transaction just before the commit (``published = true``: the tables and the
+record of their publication commit together), and finally with its outcome. A run whose process
+was killed keeps ``'running'``; the next run (which holds the lock, so no other run is alive)
+marks it ``'interrupted'`` (``mark_interrupted_runs``).
 """
 
 from __future__ import annotations
@@ -74,7 +80,8 @@ def last_published_build(con: duckdb.DuckDBPyConnection) -> PublishedBuild | Non
     rows = con.execute(
         "SELECT run_id, settings_hash, code_version, end_date FROM _runs "
         "WHERE coalesce(published, outcome = 'succeeded') AND end_date IS NOT NULL "
-        "ORDER BY finished_at DESC, run_id DESC LIMIT 1"
+        # a run killed after its commit has no finished_at; runs are serial (the run lock)
+        "ORDER BY coalesce(finished_at, started_at) DESC NULLS LAST, run_id DESC LIMIT 1"
     ).fetchall()
     return PublishedBuild(*rows[0]) if rows else None
 
@@ -96,3 +103,26 @@ def record_run(con: duckdb.DuckDBPyConnection, values: Mapping[str, Any]) -> Non
     columns = list(values)
     select = ", ".join(f"${name} AS {name}" for name in columns)
     con.execute(f"INSERT OR REPLACE INTO _runs BY NAME SELECT {select}", dict(values))
+
+
+INTERRUPTED = "interrupted"
+
+
+def mark_interrupted_runs(con: duckdb.DuckDBPyConnection, current_run_id: str) -> list[str]:
+    """Mark every other run still recorded as running as interrupted; return their ids (sorted).
+
+    Call only while holding the warehouse's run lock: then no other run is alive, and a
+    ``'running'`` row is a run whose process ended before it recorded its outcome (killed).
+    Its ``published`` flag stays as it was: true if it was killed after its build committed.
+    """
+    rows = con.execute(
+        "UPDATE _runs SET outcome = $interrupted, message = $message "
+        "WHERE outcome = 'running' AND run_id <> $current RETURNING run_id",
+        {
+            "interrupted": INTERRUPTED,
+            "current": current_run_id,
+            "message": "the run's process ended before the run finished (killed or crashed); "
+            f"found by run {current_run_id}",
+        },
+    ).fetchall()
+    return sorted(r[0] for r in rows)

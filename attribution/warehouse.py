@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 
 from attribution.config import Settings
+from attribution.run_lock import WarehouseBusy
 
 LAYERS: tuple[str, ...] = ("staging", "intermediate", "marts", "kpi")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -117,11 +118,20 @@ def connect(
     """Return a connection to the warehouse file with UTC as the session time zone.
 
     ``memory_limit`` (e.g. ``"4GB"``) and ``threads`` set DuckDB's limits for this connection;
-    above the memory limit DuckDB spills to ``<warehouse>.tmp`` beside the file.
+    above the memory limit DuckDB spills to ``<warehouse>.tmp`` beside the file. Raises
+    ``WarehouseBusy`` when another process has the file open and DuckDB refuses the lock.
     """
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        raise WarehouseBusy(
+            f"warehouse {path} is in use by another process, which keeps it open: "
+            f"{str(exc).splitlines()[0]}. Close that connection, or try again when it has finished."
+        ) from exc
     con.execute("SET TimeZone = 'UTC'")
     if memory_limit:
         # SET takes no bound parameters: the value is checked against a strict pattern first
