@@ -67,6 +67,7 @@ OPERATIONAL_SETTINGS: frozenset[str] = frozenset(
         "report_png",
         "duckdb_memory_limit",
         "duckdb_threads",
+        "run_lock_wait_seconds",
         "schedule_cron",
         "schedule_timezone",
     }
@@ -175,6 +176,12 @@ class Settings(BaseSettings):
     )
     duckdb_threads: int | None = Field(
         default=None, ge=1, description="DuckDB threads of pipeline runs. Default: every core."
+    )
+    run_lock_wait_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="How long a run waits for another run on the same warehouse to finish "
+        "before it stops with exit code 75 (0: stop at once).",
     )
     schedule_cron: str = Field(
         default="0 2 * * *",
