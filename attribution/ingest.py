@@ -31,8 +31,17 @@ from typing import IO
 
 import duckdb
 
-from attribution.config import ARMS, CHANNELS, EVENT_TYPES, ORDER_STATUSES, Settings
+from attribution.config import (
+    ARMS,
+    CHANNELS,
+    EVENT_TYPES,
+    ORDER_STATUSES,
+    USER_ID_KEY_ENV,
+    Settings,
+    user_id_key,
+)
 from attribution.contract import FILE_SUFFIXES, SOURCES, Column, Source
+from attribution.pseudonyms import key_check, pseudonyms
 
 __all__ = [
     "BOOKKEEPING_TABLES",
@@ -49,7 +58,15 @@ __all__ = [
 QUARANTINE_TABLE = "quarantine"
 LOADED_FILES_TABLE = "_loaded_files"
 INGEST_FILES_TABLE = "_ingest_files"
-BOOKKEEPING_TABLES: tuple[str, ...] = (QUARANTINE_TABLE, LOADED_FILES_TABLE, INGEST_FILES_TABLE)
+# One row: whether user ids were pseudonymised, and with which key (a key check value, not the key).
+PSEUDONYMISATION_TABLE = "_pseudonymisation"
+PSEUDONYMISATION_OFF = "off"
+BOOKKEEPING_TABLES: tuple[str, ...] = (
+    QUARANTINE_TABLE,
+    LOADED_FILES_TABLE,
+    INGEST_FILES_TABLE,
+    PSEUDONYMISATION_TABLE,
+)
 
 # Technical columns appended to every raw table.
 RAW_EXTRA_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -77,6 +94,7 @@ _FORMATS = {
 _T_IN = "_ingest_in"
 _T_CHK = "_ingest_chk"
 _T_DUP = "_ingest_dup"
+_T_PSEUDONYMS = "_ingest_pseudonyms"  # a registered Arrow table: user_id -> pseudonym
 _ROW_COL = "__ingest_row"  # 1-based parquet row number inside _T_IN
 
 
@@ -317,6 +335,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         f"""CREATE TABLE IF NOT EXISTS {LOADED_FILES_TABLE} (
             sha256 VARCHAR, file VARCHAR, source VARCHAR, loaded_at TIMESTAMP, run_id VARCHAR)"""
     )
+    con.execute(f"CREATE TABLE IF NOT EXISTS {PSEUDONYMISATION_TABLE} (key_check VARCHAR)")
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {INGEST_FILES_TABLE} (
             run_id VARCHAR, source VARCHAR, file VARCHAR, sha256 VARCHAR, rows_read BIGINT,
@@ -432,9 +451,34 @@ class _Staged:
 
     row_expr: str  # 1-based row number, in terms of _T_IN columns
     text_exprs: dict[str, str]  # contract column -> text expression (absent optional: NULL)
-    raw_expr: str  # the row as read, as JSON, in terms of alias i
+    # (contract column, key in quarantine.raw, value as read in terms of alias i)
+    raw_fields: tuple[tuple[str, str, str], ...]
     join_col: str  # expression on alias i equal to the 1-based row number
     not_object_expr: str = "FALSE"
+    extra_names_expr: str | None = None  # VARCHAR[] of the row's non-contract column names
+
+
+def _raw_sql(staged: _Staged, *, pseudonymised: bool) -> str:
+    """The quarantined row as read, as JSON, in terms of aliases i (_T_IN) and c (_T_CHK).
+
+    Only contract columns are kept, with the names of any other columns under
+    ``_extra_columns`` (an unknown column may hold free text, e.g. a query); a JSON line that is
+    not an object keeps only its type. Pseudonymised: ``user_id`` is the row's pseudonym."""
+    fields = ", ".join(
+        f"{_lit(key)}, {'c.' + _q('user_id') if pseudonymised and col == 'user_id' else expr}"
+        for col, key, expr in staged.raw_fields
+    )
+    obj = f"json_object({fields})"
+    if staged.extra_names_expr:
+        extra = staged.extra_names_expr
+        obj = (
+            f"CASE WHEN len({extra}) > 0 THEN json_merge_patch({obj}, "
+            f"json_object('_extra_columns', {extra})) ELSE {obj} END"
+        )
+    if staged.not_object_expr != "FALSE":
+        not_object = staged.not_object_expr.replace("_raw", "i._raw")
+        obj = f"CASE WHEN {not_object} THEN json_object('_not_an_object', json_type(i._raw)) ELSE {obj} END"
+    return obj
 
 
 # DuckDB quotes the offending record ("Original Line: ..."): left out of our messages, which
@@ -519,13 +563,13 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, lf: LandingFile, source: Source) 
 def _positional(names: list[str], found: dict[str, str], *, row_expr: str) -> _Staged:
     """Addressing for a staged table whose columns are c0, c1, ... in file order."""
     position = {name: i for i, name in enumerate(names)}
+    extra = [n for n in names if n not in found.values()]
     return _Staged(
         row_expr=row_expr,
         text_exprs={c: f"c{position[n]}" for c, n in found.items()},
-        raw_expr="json_object("
-        + ", ".join(f"{_lit(n)}, i.c{i}" for i, n in enumerate(names))
-        + ")",
+        raw_fields=tuple((c, n, f"i.c{position[n]}") for c, n in found.items()),
         join_col=row_expr,
+        extra_names_expr=f"[{', '.join(_lit(n) for n in extra)}]::VARCHAR[]" if extra else None,
     )
 
 
@@ -582,12 +626,14 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, lf: LandingFile, source: Source
                 f"{lf.rel}: missing required column(s) {', '.join(missing)} for source "
                 f"{source.name} (no record has the key)"
             )
+    names = source.column_names
     return _Staged(
         row_expr="rowid + 1",
-        text_exprs={c.name: f"_v[{i}]" for i, c in enumerate(source.columns, start=1)},
-        raw_expr="i._raw",
+        text_exprs={c: f"_v[{i}]" for i, c in enumerate(names, start=1)},
+        raw_fields=tuple((c, c, f"json_extract(i._raw, {_lit('$.' + c)})") for c in names),
         join_col="rowid + 1",
         not_object_expr="json_type(_raw) IS DISTINCT FROM 'OBJECT'",
+        extra_names_expr=f"list_filter(json_keys(i._raw), lambda k: k NOT IN {_in_list(names)})",
     )
 
 
@@ -912,11 +958,14 @@ def _load_one(
     run_id: str,
     loaded_at: datetime,
     future_limit: datetime,
+    user_key: bytes | None,
 ) -> None:
     """Check and split one staged file; runs inside the caller's transaction."""
     source = SOURCES[lf.source]
     check = _check_sql(source, staged, settings)
     con.execute(check, {"future_limit": future_limit} if "$future_limit" in check else {})
+    if user_key is not None and "user_id" in source.column_names:
+        _pseudonymise_checked(con, user_key)
     con.execute(_duplicates_sql(source))
     counts = con.execute(
         f"""SELECT (SELECT count(*) FROM {_T_IN}),
@@ -934,7 +983,8 @@ def _load_one(
         quarantined = _count(
             con.execute(
                 f"""INSERT INTO {QUARANTINE_TABLE}
-                SELECT $source, $file, c._row, c._rule, CAST({staged.raw_expr} AS VARCHAR),
+                SELECT $source, $file, c._row, c._rule,
+                       CAST({_raw_sql(staged, pseudonymised=user_key is not None)} AS VARCHAR),
                        $loaded_at, $run_id
                 FROM {_T_CHK} c JOIN {_T_IN} i ON i.{staged.join_col} = c._row
                 WHERE c._rule IS NOT NULL
@@ -981,6 +1031,57 @@ def _load_one(
     _record_file(con, res, run_id, loaded_at)
 
 
+def _pseudonymise_checked(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+    """Replace every user_id of the checked file by its keyed pseudonym (before duplicates are
+    found, so keys that hold user_id compare pseudonyms with the raw table's)."""
+    ids = con.execute(
+        f"SELECT DISTINCT user_id FROM {_T_CHK} WHERE user_id IS NOT NULL"
+    ).to_arrow_table()
+    if ids.num_rows == 0:
+        return
+    import pyarrow as pa  # only when pseudonymising
+
+    column = ids.column("user_id").to_pylist()
+    mapping = pa.table({"user_id": column, "pseudonym": pseudonyms(column, key)})
+    con.register(_T_PSEUDONYMS, mapping)
+    try:
+        con.execute(
+            f"UPDATE {_T_CHK} SET user_id = m.pseudonym FROM {_T_PSEUDONYMS} m "
+            f"WHERE {_T_CHK}.user_id = m.user_id"
+        )
+    finally:
+        con.unregister(_T_PSEUDONYMS)
+
+
+def _check_pseudonymisation(con: duckdb.DuckDBPyConnection, key: bytes | None) -> None:
+    """Refuse to mix id spaces: the warehouse records whether (and with which key, as a key
+    check value) user ids were pseudonymised; a run with another key or mode stops."""
+    wanted = key_check(key) if key is not None else PSEUDONYMISATION_OFF
+    recorded = con.execute(f"SELECT key_check FROM {PSEUDONYMISATION_TABLE}").fetchall()
+    if recorded:
+        have = recorded[0][0]
+    else:
+        loaded = sum(
+            _count(con.execute(f"SELECT count(*) FROM {_q(s.raw_table)}"))
+            for s in SOURCES.values()
+            if "user_id" in s.column_names
+        )
+        have = PSEUDONYMISATION_OFF if loaded else wanted
+        con.execute(f"INSERT INTO {PSEUDONYMISATION_TABLE} VALUES ($check)", {"check": have})
+    if have == wanted:
+        return
+    if have == PSEUDONYMISATION_OFF:
+        why = "its user ids were loaded without pseudonymisation"
+    elif wanted == PSEUDONYMISATION_OFF:
+        why = "its user ids were pseudonymised and pseudonymise_user_ids is off"
+    else:
+        why = f"its user ids were pseudonymised with another key ({USER_ID_KEY_ENV} changed)"
+    raise IngestError(
+        f"refusing to load: {why}; mixing the two would break every join on user_id. "
+        "Rebuild a new warehouse from the landing folder with the wanted setting and key."
+    )
+
+
 def _record_failure(
     con: duckdb.DuckDBPyConnection, lf: LandingFile, sha: str, run_id: str, at: datetime
 ) -> None:
@@ -1015,9 +1116,14 @@ def ingest_landing(
     inside an open transaction.
     """
     started = time.perf_counter()
+    try:
+        user_key = user_id_key(settings)
+    except ValueError as exc:
+        raise IngestError(str(exc)) from None
     con.execute("LOAD icu")
     con.execute("SET TimeZone = 'UTC'")
     ensure_raw_schema(con)
+    _check_pseudonymisation(con, user_key)
     now = datetime.now(UTC).replace(tzinfo=None)
     run_time = _utc_naive(run_time) if run_time is not None else now
     future_limit = run_time + timedelta(days=settings.future_tolerance_days)
@@ -1054,6 +1160,7 @@ def ingest_landing(
                         run_id=run_id,
                         loaded_at=now,
                         future_limit=future_limit,
+                        user_key=user_key,
                     )
                 except BaseException:
                     con.execute("ROLLBACK")
