@@ -70,7 +70,8 @@ RULES: dict[str, str] = {
     "list-sort-order": "list_sort(l, 'DESC', 'NULLS FIRST') becomes Spark's sort_array(l, false), "
     "which puts NULLs last: sort ascending or filter NULLs out",
     "list-length": "len()/length() of a list becomes Spark's string LENGTH: use array_length()",
-    "list-slice-syntax": "list[a:b] slices do not transpile: use array_slice(list, a, b)",
+    "list-slice-syntax": "list[a:b] slices (and array_slice with a step or no end) do not "
+    "transpile: use array_slice(list, first, last)",
     "lambda-index": "a list lambda with an index parameter: DuckDB counts from 1, Spark from 0",
     "list-reduce": "list_reduce needs its initial value (third argument): without it an empty "
     "list is an error on DuckDB and the Spark form needs one",
@@ -178,6 +179,11 @@ class _LintParser(DuckDBParser):
 
 
 class _LintDuckDB(DuckDB):
+    """DuckDB as written: list indexes kept 1-based in the tree (SQLGlot shifts them to 0-based
+    only when it can infer an integer index, so ``l[i]`` and ``l[n - 1]`` would transpile
+    differently); ``to_spark_sql`` turns every index into Spark's 1-based ``element_at``."""
+
+    INDEX_OFFSET = 0
     Parser = _LintParser
 
 
@@ -227,16 +233,43 @@ def to_spark_sql(sql: str, name: str = "<sql>", *, check: bool = True) -> str:
         findings = lint_sql(sql, name)
         if findings:
             raise NotPortableError(findings)
-    tree = _parse(sql).transform(_rewrite_for_spark)
+    tree = _parse(sql)
+    # children before parents (reversed breadth-first order), so nested rewrites compose
+    for node in reversed(list(tree.walk())):
+        rewritten = _rewrite_for_spark(node)
+        if rewritten is not node:
+            if node is tree:
+                tree = rewritten
+            else:
+                node.replace(rewritten)
     return tree.sql(dialect="spark", comments=False)
 
 
 def _rewrite_for_spark(node: exp.Expr) -> exp.Expr:
+    """Spell, in Spark's own functions, what SQLGlot does not carry over exactly."""
     if isinstance(node, exp.Anonymous) and node.name.lower() == "list_reduce":
-        args = node.expressions
-        if len(args) == 3:
-            return exp.Anonymous(this="AGGREGATE", expressions=[args[0], args[2], args[1]])
+        # list_reduce(list, lambda, initial) -> aggregate(list, initial, lambda)
+        items, merge, initial = node.expressions
+        return exp.Anonymous(this="AGGREGATE", expressions=[items, initial, merge])
+    if isinstance(node, exp.Bracket) and _is_list_index(node):
+        # list[i] (1-based on DuckDB) -> element_at(list, i) (1-based on Spark)
+        return exp.Anonymous(this="ELEMENT_AT", expressions=[node.this, node.expressions[0]])
+    if isinstance(node, exp.ArraySlice):
+        # array_slice(list, first, last) (both inclusive) -> slice(list, first, length)
+        first, last = node.args["start"], node.args["end"]
+        length = exp.Sub(this=exp.paren(last.copy()), expression=exp.paren(first.copy())) + 1
+        return exp.Anonymous(this="SLICE", expressions=[node.this, first, length])
     return node
+
+
+def _is_list_index(node: exp.Bracket) -> bool:
+    """True for ``list[i]``; False for ``struct['field']`` / ``map['key']`` and slices."""
+    [index] = node.expressions if len(node.expressions) == 1 else [None]
+    return (
+        index is not None
+        and not isinstance(index, exp.Slice)
+        and not (isinstance(index, exp.Literal) and index.is_string)
+    )
 
 
 # --- the rules ----------------------------------------------------------------------------
@@ -285,7 +318,7 @@ def _node_violations(node: exp.Expr, list_aliases: set[str]) -> Iterator[tuple[s
         yield "list-sort-order", node
     elif isinstance(node, exp.Length) and _is_list(node.this, list_aliases):
         yield "list-length", node
-    elif isinstance(node, exp.Bracket) and any(isinstance(e, exp.Slice) for e in node.expressions):
+    elif _is_untranspilable_slice(node):
         yield "list-slice-syntax", node
     elif isinstance(node, exp.Lambda) and len(node.expressions) > 1:
         if not _is_list_reduce_argument(node):
@@ -402,6 +435,14 @@ def _list_sort_order(node: exp.ArraySort) -> tuple[str, str]:
     return direction, "NULLS FIRST" if isinstance(
         nulls_first, exp.Boolean
     ) and nulls_first.this else "NULLS LAST"
+
+
+def _is_untranspilable_slice(node: exp.Expr) -> bool:
+    if isinstance(node, exp.Bracket):
+        return any(isinstance(e, exp.Slice) for e in node.expressions)
+    if isinstance(node, exp.ArraySlice):
+        return node.args.get("step") is not None or node.args.get("end") is None
+    return False
 
 
 def _is_unnest(node: exp.Expr) -> bool:

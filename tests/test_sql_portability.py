@@ -1,0 +1,228 @@
+"""The portability lint: every model in sql/ passes, each rule refuses its construct and accepts
+the portable spelling, and every model transpiles to Spark SQL that SQLGlot parses back.
+
+No JVM: SQLGlot only. Whether the Spark SQL gives the same rows is the parity suite's job.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlglot
+
+from attribution.portability import (
+    RULES,
+    NotPortableError,
+    lint_models,
+    lint_sql,
+    spark_parameter_names,
+    to_spark_sql,
+)
+from attribution.warehouse import sql_dir
+
+
+def _model_files() -> list[str]:
+    root = sql_dir()
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.sql"))
+
+
+def _rules(sql: str) -> set[str]:
+    return {finding.rule for finding in lint_sql(sql, "snippet")}
+
+
+def test_every_model_in_sql_passes_the_lint() -> None:
+    findings = lint_models(sql_dir())
+    assert not findings, "\n".join(str(f) for f in findings)
+
+
+def test_the_lint_sees_every_layer_and_the_audits() -> None:
+    layers = {name.split("/")[0] for name in _model_files()}
+    assert layers == {"staging", "intermediate", "marts", "kpi", "audits"}
+
+
+# (rule, refused DuckDB snippet, the portable spelling of the same thing)
+CASES: list[tuple[str, str, str]] = [
+    (
+        "asof-join",
+        "select * from a asof join b on a.k = b.k and a.t >= b.t",
+        "select * from a inner join b on a.k = b.k and a.t >= b.t",
+    ),
+    (
+        "epoch",
+        "select epoch(ts) from t",
+        "select date_diff('microsecond', cast('1970-01-01' as timestamp), ts) / 1e6 from t",
+    ),
+    ("epoch", "select epoch_us(ts) from t", "select date_diff('microsecond', a, ts) from t"),
+    ("to-days", "select d + to_days(3) from t", "select d + interval 3 day from t"),
+    ("hugeint", "select cast(x as hugeint) from t", "select cast(x as decimal(38, 0)) from t"),
+    ("star-modifier", "select * exclude (a) from t", "select b, c from t"),
+    ("star-modifier", "select * replace (a + 1 as a) from t", "select a + 1 as a, b from t"),
+    (
+        "date-diff-unit",
+        "select date_diff('hour', a, b) from t",
+        "select date_diff('microsecond', a, b) / 3.6e9 from t",
+    ),
+    (
+        "date-diff-unit",
+        "select date_diff('day', a, b) from t",
+        "select date_diff('day', cast(a as date), cast(b as date)) from t",
+    ),
+    ("decimal-literal-division", "select x / 3600.0 from t", "select x / 3600e0 from t"),
+    (
+        "division-not-double",
+        "select revenue / nullif(n, 0) from t",
+        "select cast(revenue as double) / nullif(n, 0) from t",
+    ),
+    ("unguarded-division", "select 1e0 / n from t", "select 1e0 / nullif(n, 0) from t"),
+    ("integer-division", "select a // 2 from t", "select floor(a / 2e0) from t"),
+    (
+        "implicit-null-order",
+        "select row_number() over (order by a, b nulls first) from t",
+        "select row_number() over (order by a nulls last, b nulls first) from t",
+    ),
+    (
+        "implicit-null-order",
+        "select lag(a) over (partition by k order by a desc) from t",
+        "select lag(a) over (partition by k order by a desc nulls last) from t",
+    ),
+    (
+        "window-without-order",
+        "select row_number() over (partition by k) from t",
+        "select row_number() over (partition by k order by a nulls last) from t",
+    ),
+    ("approximate-aggregate", "select median(x) from t", "select avg(x) from t"),
+    (
+        "approximate-aggregate",
+        "select percentile_cont(0.5) within group (order by x nulls last) from t",
+        "select avg(x) from t",
+    ),
+    (
+        "approximate-aggregate",
+        "select approx_count_distinct(x) from t",
+        "select count(distinct x) from t",
+    ),
+    (
+        "ordered-aggregate",
+        "select list({'x': x} order by y nulls last) from t",
+        "select list_sort(list({'y': y, 'x': x}), 'ASC', 'NULLS LAST') from t",
+    ),
+    ("list-aggregate-nulls", "select list(x) from t", "select list({'x': x}) from t"),
+    (
+        "list-sort-order",
+        "select list_sort(l, 'DESC', 'NULLS FIRST') from t",
+        "select list_sort(l, 'DESC', 'NULLS LAST') from t",
+    ),
+    (
+        "list-length",
+        "select len(list_filter(l, lambda x: x > 0)) from t",
+        "select array_length(list_filter(l, lambda x: x > 0)) from t",
+    ),
+    (
+        "list-length",
+        "with s as (select list_sort(l) as sorted from t) select len(sorted) from s",
+        "with s as (select list_sort(l) as sorted from t) select array_length(sorted) from s",
+    ),
+    ("list-slice-syntax", "select l[2:3] from t", "select array_slice(l, 2, 3) from t"),
+    (
+        "lambda-index",
+        "select list_filter(l, lambda x, i: i > 1) from t",
+        "select array_slice(l, 2, array_length(l)) from t",
+    ),
+    (
+        "list-reduce",
+        "select list_reduce(l, lambda a, b: a + b) from t",
+        "select list_reduce(l, lambda a, b: a + b, 0e0) from t",
+    ),
+    (
+        "multiple-unnest",
+        "select unnest(a) as x, unnest(b) as y from t",
+        "select unnest(range(1, array_length(a) + 1)) as i from t",
+    ),
+    ("any-value", "select any_value(x) from t group by k", "select min(x) from t group by k"),
+    (
+        "date-trunc-uncast",
+        "select date_trunc('month', d) from t",
+        "select cast(date_trunc('month', d) as date) from t",
+    ),
+    (
+        "qualify",
+        "select a from t qualify row_number() over (order by a nulls last) = 1",
+        "select a from (select a, row_number() over (order by a nulls last) as r from t) "
+        "where r = 1",
+    ),
+    ("unknown-function", "select list_slice(l, 1, 2) from t", "select array_slice(l, 1, 2) from t"),
+]
+
+
+@pytest.mark.parametrize(("rule", "bad", "good"), CASES, ids=[c[0] for c in CASES])
+def test_rule_refuses_its_construct_and_accepts_the_portable_spelling(
+    rule: str, bad: str, good: str
+) -> None:
+    assert rule in _rules(bad)
+    assert lint_sql(good, "snippet") == []
+
+
+def test_every_rule_has_a_case() -> None:
+    assert {case[0] for case in CASES} == set(RULES)
+
+
+def test_a_finding_names_model_rule_line_and_fragment() -> None:
+    sql = "-- grain: one row per a\nselect\n    a,\n    x / 3600.0 as hours\nfrom t"
+    [finding] = lint_sql(sql, "marts/fct_x")
+    assert (finding.model, finding.rule, finding.line) == (
+        "marts/fct_x",
+        "decimal-literal-division",
+        4,
+    )
+    assert finding.fragment == "x / 3600.0"
+    assert finding.message == RULES["decimal-literal-division"]
+
+
+def test_comments_do_not_count_as_explicit_null_order() -> None:
+    sql = "select row_number() over (order by a /* nulls last */) from t"
+    assert _rules(sql) == {"implicit-null-order"}
+
+
+@pytest.mark.parametrize("path", _model_files())
+def test_every_model_transpiles_to_spark_sql_that_parses_back(path: str) -> None:
+    sql = (sql_dir() / path).read_text(encoding="utf-8")
+    spark_sql = to_spark_sql(sql, path)
+    tree = sqlglot.parse_one(spark_sql, read="spark")
+    assert "$" not in spark_sql
+    markers = sorted({p.name for p in tree.find_all(sqlglot.exp.Placeholder)})
+    assert markers == spark_parameter_names(sql)
+    assert not [f for f in tree.find_all(sqlglot.exp.Anonymous) if f.name.upper() == "LIST_REDUCE"]
+
+
+def test_parameters_become_named_spark_markers() -> None:
+    sql = "select * from t where d between $start_date and $end_date -- not $commented"
+    assert to_spark_sql(sql) == "SELECT * FROM t WHERE d BETWEEN :start_date AND :end_date"
+    assert spark_parameter_names(sql) == ["end_date", "start_date"]
+
+
+def test_list_reduce_with_initial_value_becomes_spark_aggregate() -> None:
+    sql = "select list_reduce(w, lambda total, x: total + x, 0e0) as s from t"
+    assert to_spark_sql(sql) == "SELECT AGGREGATE(w, 0e0, (total, x) -> total + x) AS s FROM t"
+
+
+def test_list_indexes_and_slices_stay_one_based_on_spark() -> None:
+    # SQLGlot alone shifts l[i] to 0-based only when it can infer an integer index
+    sql = "select l[n - k + i] as x, l[2] as y, s['f'] as z, array_slice(l, 2, n) as w from t"
+    assert to_spark_sql(sql) == (
+        "SELECT ELEMENT_AT(l, n - k + i) AS x, ELEMENT_AT(l, 2) AS y, s['f'] AS z, "
+        "SLICE(l, 2, ((n) - (2)) + 1) AS w FROM t"
+    )
+
+
+def test_rewrites_compose_inside_each_other() -> None:
+    sql = "select list_reduce(array_slice(l, m[1], 3), lambda a, b: a + b, 0e0) as s from t"
+    assert to_spark_sql(sql) == (
+        "SELECT AGGREGATE(SLICE(l, ELEMENT_AT(m, 1), ((3) - (ELEMENT_AT(m, 1))) + 1), 0e0, "
+        "(a, b) -> a + b) AS s FROM t"
+    )
+
+
+def test_a_model_that_fails_the_lint_is_not_transpiled() -> None:
+    with pytest.raises(NotPortableError) as raised:
+        to_spark_sql("select x / 3600.0 from t", "marts/bad")
+    assert [f.rule for f in raised.value.findings] == ["decimal-literal-division"]
+    assert "marts/bad:1" in str(raised.value)
