@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
+from cli_child import Place, run_cli
 from warehouse_diff import table_changes
 
 from attribution.contract import SOURCES
@@ -70,52 +68,11 @@ sys.exit(main())
 """
 
 
-@dataclass(frozen=True)
-class Place:
-    """A warehouse file and its report folder."""
-
-    warehouse: Path
-    report: Path
-
-    @classmethod
-    def at(cls, folder: Path) -> Place:
-        folder.mkdir(parents=True, exist_ok=True)
-        return cls(folder / "w.duckdb", folder / "report")
-
-    def copy_to(self, folder: Path) -> Place:
-        copy = Place.at(folder)
-        shutil.copyfile(self.warehouse, copy.warehouse)
-        if self.report.exists():
-            shutil.copytree(self.report, copy.report)
-        return copy
-
-
-def attribution_cli(
-    landing: Path,
-    place: Place,
-    *args: str,
-    fault: str | None = None,
-    extra_env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess:
-    """Run the CLI in a child process (defaults but no PNG images; settings from the env only)."""
-    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
-    env.update({"ATTRIBUTION_REPORT_PNG": "never", **(extra_env or {})})
+def kill_at(fault: str, landing: Path, place: Place, *args: str) -> subprocess.CompletedProcess:
+    """Run ``attribution <args>`` in a child process that kills itself at ``fault``."""
     if fault == IN_FILE_TRANSACTION:
-        command = [sys.executable, "-c", KILL_AT_FIRST_COMMIT]
-    else:
-        command = [sys.executable, "-m", "attribution.cli"]
-        if fault is not None:
-            env[FAULT_ENV] = fault
-    flags = ["--landing", str(landing), "--warehouse", str(place.warehouse)]
-    flags += ["--out", str(place.report), "--no-expectations", "--quiet"]
-    return subprocess.run(
-        [*command, *args, *flags],
-        env=env,
-        cwd=place.warehouse.parent,  # no pyproject.toml / attribution.toml settings
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+        return run_cli(landing, place, *args, program=("-c", KILL_AT_FIRST_COMMIT))
+    return run_cli(landing, place, *args, env={FAULT_ENV: fault})
 
 
 def night_args() -> list[str]:
@@ -237,7 +194,7 @@ def test_a_night_killed_anywhere_reruns_to_the_uninterrupted_tables(
 ) -> None:
     place = scenario.base.copy_to(tmp_path / "case")
 
-    killed = attribution_cli(scenario.landing, place, *night_args(), fault=fault)
+    killed = kill_at(fault, scenario.landing, place, *night_args())
 
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     published = fault in PUBLISHED_FROM
@@ -276,7 +233,7 @@ def test_a_first_build_killed_reruns_to_the_uninterrupted_tables(
     place = Place.at(tmp_path / "case")
     args = ["backfill", "--start", str(FIRST), "--end", str(BASE_END)]
 
-    killed = attribution_cli(scenario.landing, place, *args, fault=fault)
+    killed = kill_at(fault, scenario.landing, place, *args)
 
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert not place.report.exists()
