@@ -64,3 +64,13 @@ def table_changes(
         return changes
     finally:
         con.close()
+
+
+def compared_columns(warehouse: Path, table: str) -> list[str]:
+    """Return the columns of ``table`` that ``table_changes`` compares (its rows' fields)."""
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS a (READ_ONLY)", [str(warehouse)])
+    try:
+        return _relations(con, "a")[table]
+    finally:
+        con.close()
