@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import duckdb
 
@@ -451,11 +451,13 @@ class _Staged:
 
     row_expr: str  # 1-based row number, in terms of _T_IN columns
     text_exprs: dict[str, str]  # contract column -> text expression (absent optional: NULL)
-    # (contract column, key in quarantine.raw, value as read in terms of alias i)
+    # (contract column, key in quarantine.raw, value as read in terms of alias i); keys that
+    # come from the file are bound: key "$raw_keys[3]" with raw_params {"raw_keys": [...]}
     raw_fields: tuple[tuple[str, str, str], ...]
     join_col: str  # expression on alias i equal to the 1-based row number
     not_object_expr: str = "FALSE"
     extra_names_expr: str | None = None  # VARCHAR[] of the row's non-contract column names
+    raw_params: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _raw_sql(staged: _Staged, *, pseudonymised: bool) -> str:
@@ -465,7 +467,7 @@ def _raw_sql(staged: _Staged, *, pseudonymised: bool) -> str:
     ``_extra_columns`` (an unknown column may hold free text, e.g. a query); a JSON line that is
     not an object keeps only its type. Pseudonymised: ``user_id`` is the row's pseudonym."""
     fields = ", ".join(
-        f"{_lit(key)}, {'c.' + _q('user_id') if pseudonymised and col == 'user_id' else expr}"
+        f"{key}, {'c.' + _q('user_id') if pseudonymised and col == 'user_id' else expr}"
         for col, key, expr in staged.raw_fields
     )
     obj = f"json_object({fields})"
@@ -564,12 +566,17 @@ def _positional(names: list[str], found: dict[str, str], *, row_expr: str) -> _S
     """Addressing for a staged table whose columns are c0, c1, ... in file order."""
     position = {name: i for i, name in enumerate(names)}
     extra = [n for n in names if n not in found.values()]
+    # The file's column names are data: bound as $raw_keys / $extra_names, never SQL text.
     return _Staged(
         row_expr=row_expr,
         text_exprs={c: f"c{position[n]}" for c, n in found.items()},
-        raw_fields=tuple((c, n, f"i.c{position[n]}") for c, n in found.items()),
+        raw_fields=tuple(
+            (c, f"$raw_keys[{k}]", f"i.c{position[n]}")
+            for k, (c, n) in enumerate(found.items(), start=1)
+        ),
         join_col=row_expr,
-        extra_names_expr=f"[{', '.join(_lit(n) for n in extra)}]::VARCHAR[]" if extra else None,
+        extra_names_expr="CAST($extra_names AS VARCHAR[])" if extra else None,
+        raw_params={"raw_keys": list(found.values()), "extra_names": extra},
     )
 
 
@@ -630,7 +637,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, lf: LandingFile, source: Source
     return _Staged(
         row_expr="rowid + 1",
         text_exprs={c: f"_v[{i}]" for i, c in enumerate(names, start=1)},
-        raw_fields=tuple((c, c, f"json_extract(i._raw, {_lit('$.' + c)})") for c in names),
+        raw_fields=tuple((c, _lit(c), f"json_extract(i._raw, {_lit('$.' + c)})") for c in names),
         join_col="rowid + 1",
         not_object_expr="json_type(_raw) IS DISTINCT FROM 'OBJECT'",
         extra_names_expr=f"list_filter(json_keys(i._raw), lambda k: k NOT IN {_in_list(names)})",
@@ -720,10 +727,8 @@ def _column_rules(
             )
         )
     # Domain rules.
-    if name == "marketplace":
-        rules.append(
-            (f"{v} NOT IN {_in_list(sorted(settings.marketplaces))}", "unknown_marketplace")
-        )
+    if name == "marketplace":  # settings values: bound ($marketplaces), never SQL text
+        rules.append((f"NOT list_contains($marketplaces, {v})", "unknown_marketplace"))
     elif name == "channel":
         rules.append((f"{v} NOT IN {_in_list(CHANNELS)}", "invalid_channel"))
     elif name == "event_type":
@@ -741,9 +746,18 @@ def _column_rules(
     elif name == "currency":
         rules.append((f"NOT regexp_full_match({v}, '[A-Z]{{3}}')", "invalid_currency"))
         if source.name == "orders":
-            known = sorted({*settings.currencies, settings.reporting_currency})
-            rules.append((f"{v} NOT IN {_in_list(known)}", "unknown_currency"))
+            rules.append((f"NOT list_contains($currencies, {v})", "unknown_currency"))
     return rules
+
+
+def _check_params(sql: str, settings: Settings, future_limit: datetime) -> dict[str, Any]:
+    """The bound values the rule SQL uses (DuckDB refuses parameters a statement lacks)."""
+    values: dict[str, Any] = {
+        "future_limit": future_limit,
+        "marketplaces": sorted(settings.marketplaces),
+        "currencies": sorted({*settings.currencies, settings.reporting_currency}),
+    }
+    return {name: value for name, value in values.items() if f"${name}" in sql}
 
 
 def _final_expr(source: Source, col: Column, v: str) -> str:
@@ -963,7 +977,7 @@ def _load_one(
     """Check and split one staged file; runs inside the caller's transaction."""
     source = SOURCES[lf.source]
     check = _check_sql(source, staged, settings)
-    con.execute(check, {"future_limit": future_limit} if "$future_limit" in check else {})
+    con.execute(check, _check_params(check, settings, future_limit))
     if user_key is not None and "user_id" in source.column_names:
         _pseudonymise_checked(con, user_key)
     con.execute(_duplicates_sql(source))
@@ -989,7 +1003,7 @@ def _load_one(
                 FROM {_T_CHK} c JOIN {_T_IN} i ON i.{staged.join_col} = c._row
                 WHERE c._rule IS NOT NULL
                 ORDER BY c._row""",
-                params,
+                {**params, **{k: v for k, v in staged.raw_params.items() if v}},
             )
         )
         res.rules = dict(
