@@ -99,13 +99,23 @@ def _read_toml_settings(directory: Path) -> dict[str, Any]:
     if own.is_file():
         with own.open("rb") as fh:
             data = tomllib.load(fh)
-        return dict(data.get("attribution", data))
+        return _without_secrets(dict(data.get("attribution", data)), own)
     pyproject = directory / "pyproject.toml"
     if pyproject.is_file():
         with pyproject.open("rb") as fh:
             data = tomllib.load(fh)
-        return dict(data.get("tool", {}).get("attribution", {}))
+        return _without_secrets(dict(data.get("tool", {}).get("attribution", {})), pyproject)
     return {}
+
+
+def _without_secrets(values: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Refuse a pseudonymisation key written in a settings file, without echoing it."""
+    if any(str(name).lower() == "user_id_key" for name in values):
+        raise ValueError(
+            f"{path}: the pseudonymisation key must not be written in a file; set the "
+            f"environment variable {USER_ID_KEY_ENV} instead"
+        )
+    return values
 
 
 class Settings(BaseSettings):

@@ -398,6 +398,7 @@ HOSTILE = [
     "Zürich 市場 🛒",
     "../../etc/passwd",
     "%s {0} ?",
+    "</script><script>alert(1)</script>",
     "x" * 3000,
 ]
 MARKETS = {f"M{i}{value}": "USD" for i, value in enumerate(HOSTILE)}
@@ -512,7 +513,9 @@ def test_hostile_values_come_back_byte_identical_everywhere(hostile_warehouse) -
         "visits/$1 %s.csv",
         "visits/名前 ü.csv",
     } <= names
-    assert (report / "index.html").is_file()
+    page = (report / "index.html").read_text()
+    assert "alert(1)" in page  # the hostile marketplace is shown ...
+    assert "<script>alert(1)" not in page  # ... escaped (tables) or as <\/script> (chart JSON)
 
 
 def test_hostile_values_through_the_cli(hostile_warehouse, monkeypatch: pytest.MonkeyPatch) -> None:

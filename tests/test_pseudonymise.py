@@ -93,6 +93,18 @@ def test_key_comes_from_the_environment_only(monkeypatch: pytest.MonkeyPatch) ->
     assert Settings(pseudonymise_user_ids=True).settings_hash() == ON.settings_hash()
 
 
+def test_a_key_written_in_a_settings_file_is_refused_without_echoing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "attribution.toml").write_text(
+        f'pseudonymise_user_ids = true\nuser_id_key = "{KEY}"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="must not be written in a file") as info:
+        Settings()
+    assert KEY not in str(info.value)
+
+
 # --- ingest -----------------------------------------------------------------------------------
 
 
