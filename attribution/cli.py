@@ -132,6 +132,20 @@ def run(
     windows: WindowsOpt = None,
     half_life_days: HalfLifeOpt = None,
     session_timeout_minutes: TimeoutOpt = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="duckdb (the warehouse file) or spark: ingest to DuckDB, then every model on "
+            "Spark into the --lake folder (docs/spark.md).",
+        ),
+    ] = "duckdb",
+    lake: Annotated[
+        Path | None, typer.Option("--lake", help="Data lake folder of the spark engine.")
+    ] = None,
+    spark_master: Annotated[
+        str, typer.Option("--spark-master", help="Spark master of the spark engine.")
+    ] = "local[2]",
 ) -> None:
     """Ingest the landing folder, rebuild sessions, attribution, lift and KPI tables, and publish
     them and the report if the gate (audits, expectations) passes. Without --date: everything."""
@@ -143,6 +157,9 @@ def run(
         half_life_days=half_life_days,
         session_timeout_minutes=session_timeout_minutes,
     )
+    if engine != "duckdb":
+        _run_spark(settings, engine, lake, spark_master, run_date, prefect, quiet)
+        return
     day = _run_date(run_date, settings.schedule_timezone) if run_date else None
     _run(
         settings,
@@ -185,6 +202,58 @@ def backfill(
         report=report,
         quiet=quiet,
     )
+
+
+def _run_spark(
+    settings,
+    engine: str,
+    lake: Path | None,
+    master: str,
+    run_date: str | None,
+    prefect: bool,
+    quiet: bool,
+) -> None:
+    """``run --engine spark``: a full build on Spark into the lake (docs/spark.md)."""
+    if engine != "spark" or lake is None or run_date:
+        errors.print(
+            "[red]--engine is duckdb or spark; spark needs --lake DIR and builds every day "
+            "(no --date)[/red]"
+        )
+        raise typer.Exit(2)
+    if not settings.landing_dir.is_dir():
+        errors.print(f"[red]Landing folder not found:[/red] {settings.landing_dir}")
+        raise typer.Exit(2)
+    paths = {"landing_dir": settings.landing_dir, "warehouse_path": settings.warehouse_path}
+    say = None if quiet else (lambda line: console.print(line, markup=False, soft_wrap=True))
+    try:
+        if prefect:
+            from flows.pipeline import pipeline_flow
+
+            summary = pipeline_flow(
+                **{k: str(v) for k, v in paths.items()},
+                engine="spark",
+                lake=str(lake),
+                spark_master=master,
+            )
+        else:
+            from attribution.spark_engine import run_spark_pipeline
+
+            summary = run_spark_pipeline(settings, **paths, lake=lake, master=master, progress=say)
+    except Exception as exc:  # every failure ends with one readable line and exit code 1
+        errors.print(f"[red]Run failed:[/red] {type(exc).__name__}: {exc}", markup=True)
+        raise typer.Exit(1) from exc
+    from attribution.spark_engine import not_produced_lines
+
+    built = summary.get("spark")
+    for line in not_produced_lines(built) if built else []:
+        errors.print(line, markup=False, soft_wrap=True)
+    if not quiet:
+        console.print(
+            f"Run {summary['run_id']} {summary['outcome']} on spark: window "
+            f"{summary['start_date']} .. {summary['end_date']}; lake {lake}"
+            + (f"; {summary['message']}" if summary.get("message") else ""),
+            markup=False,
+        )
 
 
 def _run_date(value: str, timezone: str) -> date:

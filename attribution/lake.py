@@ -121,6 +121,5 @@ def write_duckdb_table(
 def export_raw_tables(con: duckdb.DuckDBPyConnection, lake: str | Path) -> dict[str, int]:
     """Write every raw table of the warehouse to the lake (logs by event day); rows per table."""
     return {
-        table: write_duckdb_table(con, table, lake, day)
-        for table, day in RAW_TABLE_DAYS.items()
+        table: write_duckdb_table(con, table, lake, day) for table, day in RAW_TABLE_DAYS.items()
     }

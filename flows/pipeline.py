@@ -178,6 +178,24 @@ def make_run(
     )
 
 
+@task(name="spark-build", cache_policy=NO_CACHE)
+def spark_build(settings: Settings, lake: str, spark_master: str) -> dict[str, Any]:
+    """Ingest (DuckDB), then every model on Spark into the lake (no retry: a full rebuild)."""
+    from attribution.spark_engine import not_produced_lines, run_spark_pipeline
+
+    summary = run_spark_pipeline(
+        settings,
+        landing_dir=settings.landing_dir,
+        warehouse_path=settings.warehouse_path,
+        lake=lake,
+        master=spark_master,
+        progress=get_run_logger().info,
+    )
+    for line in not_produced_lines(summary["spark"]) if "spark" in summary else []:
+        get_run_logger().warning("%s", line)
+    return summary
+
+
 @flow(name="attribution-pipeline")
 def pipeline_flow(
     landing_dir: str,
@@ -185,11 +203,25 @@ def pipeline_flow(
     run_date: date | None = None,
     expectations: bool = True,
     report_dir: str | None = None,
+    engine: str = "duckdb",
+    lake: str | None = None,
+    spark_master: str = "local[2]",
 ) -> dict[str, Any]:
-    """Run the pipeline for a landing folder: everything, or the nightly increment of a date."""
+    """Run the pipeline for a landing folder: everything, or the nightly increment of a date.
+
+    ``engine="spark"`` (with ``lake``): a full build on Spark into the lake (docs/spark.md).
+    """
     settings = load_settings(
         landing_dir=landing_dir, warehouse_path=warehouse_path, report_dir=report_dir
     )
+    if engine == "spark":
+        if lake is None or run_date is not None:
+            raise ValueError("the spark engine needs a lake and builds every day (no run_date)")
+        summary = spark_build(settings, lake, spark_master)
+        _publish_artifacts(summary)
+        return summary
+    if engine != "duckdb":
+        raise ValueError(f"engine {engine!r}: use duckdb or spark")
     run = make_run(
         settings,
         mode="nightly" if run_date else "full",

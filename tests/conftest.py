@@ -160,6 +160,12 @@ class Landing:
         return path
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "spark: runs on a local[2] Spark session (needs java; CI installs a JRE)"
+    )
+
+
 @pytest.fixture
 def settings() -> Settings:
     return Settings()

@@ -1,0 +1,539 @@
+"""The Spark engine: the ``sql/`` models transpiled to Spark SQL and run by PySpark on the lake.
+
+``attribution run --engine spark --lake DIR`` (docs/spark.md):
+
+1. ingest stays DuckDB: the landing files are checked and loaded into the warehouse's raw
+   tables as in every run (quarantine, conservation, ``_runs``), then the raw tables are
+   written to the lake (``attribution.lake``: hive-partitioned Parquet);
+2. every SQL model of staging, intermediate and marts runs on Spark in the order and with the
+   parameters of a full DuckDB build (``warehouse.models``, ``warehouse.model_parameters`` for
+   the data's first to last day): the model's DuckDB SQL is transpiled by
+   ``portability.to_spark_sql`` and run by ``spark.sql`` with bound parameters against temp
+   views of the lake tables; views stay Spark temp views, tables are written to the lake and
+   read back from it;
+3. the data-driven model: Spark computes the aggregated journeys (one row per distinct path)
+   and the rule totals per touch type, the unchanged Python Markov/Shapley code reads them;
+4. the lift: its Python estimators read one row per visitor-day (not an aggregate); they run
+   on the driver in DuckDB over the lake's Parquet (``lift.write_lift_tables`` unchanged),
+   which does not scale out; on an object-store lake this stage is not run and the run lists
+   the tables it did not produce;
+5. the KPI layer on Spark, then the audits (``sql/audits``) on Spark: offending rows per audit.
+
+Nothing here runs at import time and pyspark is imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import sqlglot
+from sqlglot import exp
+
+from attribution import lake as lk
+from attribution.config import Settings
+from attribution.warehouse import (
+    Model,
+    bound_parameters,
+    model_parameters,
+    models,
+    sql_dir,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+BUILD_LAYERS: tuple[str, ...] = ("staging", "intermediate", "marts")
+KPI_LAYERS: tuple[str, ...] = ("kpi",)
+DATA_DRIVEN_TABLE = "fct_attribution_by_touch_type"
+LIFT_TABLES: tuple[str, ...] = ("fct_conversion_lift", "fct_lift_balance", "fct_lift_overlap")
+DEFAULT_MASTER = "local[2]"
+
+# Session settings (stack-notes): UTC everywhere, naive timestamps like DuckDB's TIMESTAMP,
+# Parquet timestamps in microseconds, no console progress bars.
+SESSION_SETTINGS: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.sql.timestampType": "TIMESTAMP_NTZ",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.ui.showConsoleProgress": "false",
+}
+# Only for a local master: few shuffle partitions and no web UI (a cluster keeps its own).
+LOCAL_SETTINGS: dict[str, str] = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.ui.enabled": "false",
+}
+_SPARK_TYPES = {
+    pl.Date: "DATE",
+    pl.Int64: "BIGINT",
+    pl.Int32: "INT",
+    pl.String: "STRING",
+    pl.Float64: "DOUBLE",
+    pl.Boolean: "BOOLEAN",
+}
+
+
+def spark_session(
+    master: str | None = DEFAULT_MASTER,
+    app_name: str = "attribution",
+    extra: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """Return a Spark session with the engine's settings and ``extra`` ones (``master=None``:
+    the one spark-submit gives); an active session is reused with these settings applied."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    settings = dict(SESSION_SETTINGS)
+    if master and master.startswith("local"):
+        settings |= LOCAL_SETTINGS
+    settings |= dict(extra or {})
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+# --- SQL -------------------------------------------------------------------------------------
+
+
+def _ordered_list_for_spark(node: exp.Expression) -> exp.Expression:
+    """Rewrite DuckDB ``list(v ORDER BY k1, k2)`` (which sqlglot carries to Spark's unordered
+    ``collect_list``) as ``transform(array_sort(collect_list(struct(k1, k2, v))), x -> x.v)``.
+
+    Only ascending keys are accepted (array_sort orders structs field by field, ascending).
+    """
+    if not (isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order)):
+        return node
+    order = node.this
+    keys = order.expressions
+    if any(key.args.get("desc") for key in keys):
+        raise ValueError(f"descending keys in an ordered list are not carried to Spark: {node}")
+    fields = [
+        exp.PropertyEQ(this=exp.to_identifier(f"k{i}"), expression=key.this.copy())
+        for i, key in enumerate(keys)
+    ]
+    fields.append(exp.PropertyEQ(this=exp.to_identifier("v"), expression=order.this.copy()))
+    collected = exp.ArrayAgg(this=exp.Struct(expressions=fields))
+    element = exp.to_identifier("x")
+    return exp.Transform(
+        this=exp.ArraySort(this=collected),
+        expression=exp.Lambda(
+            this=exp.Dot(this=exp.column("x"), expression=exp.to_identifier("v")),
+            expressions=[element],
+        ),
+    )
+
+
+def python_query_to_spark(sql: str) -> str:
+    """Return Spark SQL for one of the library's DuckDB queries outside ``sql/`` (the journey
+    queries), with ordered list aggregates kept ordered and ``$name`` parameters as ``:name``."""
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(_ordered_list_for_spark)
+    return tree.sql(dialect="spark")
+
+
+def model_spark_sql(model: Model) -> str:
+    """Return the model's SELECT in Spark SQL (``portability.to_spark_sql``)."""
+    from attribution.portability import to_spark_sql
+
+    return to_spark_sql(model.sql)
+
+
+# --- lake tables on Spark ----------------------------------------------------------------------
+
+
+def register_lake_table(spark: SparkSession, lake: str, table: str) -> DataFrame:
+    """Create (or replace) the temp view ``table`` over the lake folder; return it."""
+    frame = spark.read.parquet(lk.table_location(lake, table))
+    if lk.PARTITION_COLUMN in frame.columns:
+        frame = frame.drop(lk.PARTITION_COLUMN)
+    frame.createOrReplaceTempView(table)
+    return frame
+
+
+def write_spark_table(
+    spark: SparkSession, frame: DataFrame, lake: str, table: str, day_column: str | None
+) -> int:
+    """Replace the lake table with ``frame`` (by day when ``day_column``), re-register the temp
+    view over what was written, and return its rows. A result without rows is written as one
+    file with the schema (an empty partitioned write leaves no file to read)."""
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
+    location = lk.table_location(lake, table)
+    if day_column:
+        frame.withColumn(lk.PARTITION_COLUMN, F.col(day_column).cast("date")).write.mode(
+            "overwrite"
+        ).partitionBy(lk.PARTITION_COLUMN).parquet(location)
+    else:
+        frame.write.mode("overwrite").parquet(location)
+    try:
+        written = register_lake_table(spark, lake, table)
+    except AnalysisException:  # nothing written: no row
+        spark.createDataFrame([], frame.schema).coalesce(1).write.mode("overwrite").parquet(
+            location
+        )
+        written = register_lake_table(spark, lake, table)
+    return written.count()
+
+
+def _spark_frame(spark: SparkSession, frame: pl.DataFrame) -> DataFrame:
+    """Return a Spark DataFrame of a small polars frame (column types kept)."""
+    schema = ", ".join(f"`{name}` {_SPARK_TYPES[dtype]}" for name, dtype in frame.schema.items())
+    return spark.createDataFrame(frame.rows(), schema)
+
+
+def register_config_views(spark: SparkSession, settings: Settings) -> None:
+    """Create the settings tables SQL joins against (cfg_windows, cfg_marketplaces) as views."""
+    spark.createDataFrame(
+        [(days,) for days in settings.windows_days], "window_days INT"
+    ).createOrReplaceTempView("cfg_windows")
+    spark.createDataFrame(
+        sorted(settings.marketplaces.items()), "marketplace STRING, currency STRING"
+    ).createOrReplaceTempView("cfg_marketplaces")
+
+
+def run_models_on_spark(
+    spark: SparkSession,
+    lake: str,
+    settings: Settings,
+    start_date: date,
+    end_date: date,
+    layers: tuple[str, ...],
+) -> Iterator[tuple[Model, int | None]]:
+    """Run every model of ``layers`` for the window as a full build does; yield (model, rows
+    written) as each finishes (None for a view, kept as a Spark temp view)."""
+    parameters = model_parameters(settings, start_date, end_date)
+    for model in models(layers):
+        frame = spark.sql(model_spark_sql(model), args=bound_parameters(model.sql, parameters))
+        if model.materialized == "view":
+            frame.createOrReplaceTempView(model.name)
+            yield model, None
+        else:
+            yield model, write_spark_table(spark, frame, lake, model.name, model.date_column)
+
+
+def run_audits_on_spark(
+    spark: SparkSession, settings: Settings, start_date: date, end_date: date
+) -> dict[str, int]:
+    """Run every ``sql/audits`` query on Spark for the window; offending rows per audit."""
+    from attribution.portability import to_spark_sql
+
+    parameters = model_parameters(settings, start_date, end_date)
+    counts: dict[str, int] = {}
+    for path in sorted((sql_dir() / "audits").glob("*.sql")):
+        sql = path.read_text(encoding="utf-8").strip().rstrip(";")
+        counts[path.stem] = spark.sql(
+            to_spark_sql(sql), args=bound_parameters(sql, parameters)
+        ).count()
+    return counts
+
+
+# --- the Python statistics ---------------------------------------------------------------------
+
+
+def data_driven_on_spark(
+    spark: SparkSession, settings: Settings, start_date: date, end_date: date
+) -> pl.DataFrame:
+    """Return ``fct_attribution_by_touch_type``'s rows with its inputs computed by Spark.
+
+    Spark reduces the journeys to one row per distinct (path, converted) with a count and a
+    total value, and the rule models to one row per touch type; only those reach Python, so
+    the Markov and Shapley code reads a few thousand rows whatever the number of users.
+    """
+    from attribution.journeys import (
+        AGGREGATED_SCHEMA,
+        RULE_TOTALS_SCHEMA,
+        aggregated_journeys_sql,
+        data_driven_from,
+        rule_totals_sql,
+        with_period,
+    )
+
+    touch = settings.data_driven_touch_column
+    journeys_sql = python_query_to_spark(aggregated_journeys_sql(touch))
+    rules_sql = python_query_to_spark(rule_totals_sql(touch))
+
+    def rows_of(sql: str, schema: dict[str, Any]) -> Callable[[int], pl.DataFrame]:
+        def read(window: int) -> pl.DataFrame:
+            args = {"window_days": window, "start_date": start_date, "end_date": end_date}
+            rows = [tuple(row) for row in spark.sql(sql, args=args).collect()]
+            return pl.DataFrame(rows, schema=schema, orient="row")
+
+        return read
+
+    frame = data_driven_from(
+        rows_of(journeys_sql, AGGREGATED_SCHEMA),
+        rows_of(rules_sql, RULE_TOTALS_SCHEMA),
+        settings.windows_days,
+        settings.data_driven_order,
+        touch,
+    )
+    return with_period(frame, start_date, end_date)
+
+
+def lift_on_driver(
+    lake: str, settings: Settings, start_date: date, end_date: date, model_tables: list[str]
+) -> dict[str, int]:
+    """Run the lift stage (``lift.write_lift_tables``, unchanged) in DuckDB on the driver over
+    the lake's Parquet, and write its three tables back to the lake; rows per table.
+
+    Its input is one row per visitor-day with covariates and outcomes (not an aggregate), so
+    this stage is bounded by the driver's memory: it does not scale out.
+    """
+    from attribution.lift import write_lift_tables
+    from attribution.warehouse import connect, run_model
+
+    con = connect(":memory:", memory_limit=settings.duckdb_memory_limit)
+    try:
+        lk.register_duckdb_views(con, lake, list(lk.RAW_TABLE_DAYS))
+        for model in models(("staging",)):
+            run_model(con, model, {})
+        lk.register_duckdb_views(con, lake, [t for t in model_tables if t != LIFT_TABLES[0]])
+        con.execute(
+            f'CREATE TABLE "{LIFT_TABLES[0]}" AS {lk.duckdb_reader_sql(lake, LIFT_TABLES[0])}'
+        )
+        write_lift_tables(con, settings, start_date, end_date)
+        days = {"fct_conversion_lift": "period_start"}
+        return {
+            table: lk.write_duckdb_table(con, table, lake, days.get(table)) for table in LIFT_TABLES
+        }
+    finally:
+        con.close()
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SparkBuild:
+    """What a Spark build wrote: rows per lake table, views, seconds per stage, audits, and
+    what it did not produce (and why)."""
+
+    lake: str
+    master: str | None
+    start_date: date
+    end_date: date
+    tables: dict[str, int] = field(default_factory=dict)
+    views: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    audits: dict[str, int] = field(default_factory=dict)
+    not_produced: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "engine": "spark",
+            "lake": self.lake,
+            "master": self.master,
+            "start_date": self.start_date.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "tables": dict(self.tables),
+            "views": list(self.views),
+            "seconds": dict(self.seconds),
+            "audits": dict(self.audits),
+            "not_produced": dict(self.not_produced),
+        }
+
+
+def build_on_spark(
+    spark: SparkSession,
+    lake: str | Path,
+    settings: Settings,
+    start_date: date,
+    end_date: date,
+    *,
+    audits: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> SparkBuild:
+    """Build every table from the lake's raw tables on Spark, as a full DuckDB build does for
+    [start_date, end_date]; return what was written. The raw tables must be in the lake."""
+    say = progress or (lambda _line: None)
+    lake = str(lake)
+    build = SparkBuild(lake, spark.sparkContext.master, start_date, end_date)
+
+    def stage(name: str) -> _Timer:
+        return _Timer(build.seconds, name)
+
+    with stage("read_raw"):
+        for table in lk.RAW_TABLE_DAYS:
+            register_lake_table(spark, lake, table)
+        register_config_views(spark, settings)
+
+    def run_layers(layers: tuple[str, ...]) -> None:
+        for model, rows in run_models_on_spark(spark, lake, settings, start_date, end_date, layers):
+            if rows is None:
+                build.views.append(model.name)
+                say(f"{model.name}: Spark temp view")
+            else:
+                build.tables[model.name] = rows
+                say(f"{model.name}: {rows:,} rows")
+
+    with stage("models"):
+        run_layers(BUILD_LAYERS)
+    with stage("data_driven"):
+        frame = data_driven_on_spark(spark, settings, start_date, end_date)
+        build.tables[DATA_DRIVEN_TABLE] = write_spark_table(
+            spark, _spark_frame(spark, frame), lake, DATA_DRIVEN_TABLE, None
+        )
+        say(f"{DATA_DRIVEN_TABLE}: {frame.height:,} rows (Markov and Shapley on Spark's paths)")
+    with stage("lift"):
+        if lk.is_object_store(lake):
+            reason = (
+                "not produced on an object-store lake: the lift's Python estimators read one "
+                "row per visitor-day through DuckDB on the driver, which reads local lakes only"
+            )
+            build.not_produced.update(
+                {
+                    "fct_conversion_lift (rows other than daily observed)": reason,
+                    "fct_lift_balance": reason,
+                    "fct_lift_overlap": reason,
+                }
+            )
+            say(f"lift: {reason}")
+        else:
+            written = lift_on_driver(lake, settings, start_date, end_date, list(build.tables))
+            build.tables.update(written)
+            for table in LIFT_TABLES:
+                register_lake_table(spark, lake, table)
+            say(
+                f"lift: {written['fct_conversion_lift']:,} rows (DuckDB on the driver over the "
+                "lake: one row per visitor-day, does not scale out)"
+            )
+    with stage("kpi"):
+        run_layers(KPI_LAYERS)
+    if audits:
+        with stage("audits"):
+            build.audits = run_audits_on_spark(spark, settings, start_date, end_date)
+            failed = {name: n for name, n in build.audits.items() if n}
+            say(f"audits: {'passed' if not failed else f'offending rows {failed}'}")
+    build.not_produced.setdefault(
+        "views " + ", ".join(build.views),
+        "kept as Spark temp views of the session (definitions in sql/), not written to the lake",
+    )
+    build.not_produced["report"] = "the report reads the DuckDB warehouse; not written"
+    build.not_produced["expectations"] = "the Great Expectations suites run on DuckDB runs only"
+    return build
+
+
+class _Timer:
+    """Adds the wall-clock seconds of a ``with`` block to ``seconds[name]``."""
+
+    def __init__(self, seconds: dict[str, float], name: str) -> None:
+        self.seconds, self.name = seconds, name
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.seconds[self.name] = round(self.seconds.get(self.name, 0.0) + elapsed, 3)
+
+
+def data_span(warehouse_path: Path) -> tuple[date, date] | None:
+    """Return the first and last day of loaded logs in the warehouse (None: nothing loaded)."""
+    from attribution.build_window import data_date_range
+    from attribution.warehouse import connect
+
+    con = connect(warehouse_path, read_only=True)
+    try:
+        return data_date_range(con)
+    finally:
+        con.close()
+
+
+def export_raw_to_lake(warehouse_path: Path, lake: str | Path) -> dict[str, int]:
+    """Write the warehouse's raw tables to the lake; rows per table."""
+    from attribution.warehouse import connect
+
+    con = connect(warehouse_path, read_only=True)
+    try:
+        return lk.export_raw_tables(con, lake)
+    finally:
+        con.close()
+
+
+def run_spark_pipeline(
+    settings: Settings,
+    *,
+    landing_dir: Path,
+    warehouse_path: Path,
+    lake: str | Path,
+    master: str | None = DEFAULT_MASTER,
+    spark: SparkSession | None = None,
+    audits: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Ingest the landing folder (DuckDB), export the raw tables to the lake, build every table
+    on Spark into the lake; return the run summary with the Spark build under ``spark``.
+
+    The ingest is recorded in ``_runs`` (not published: the DuckDB tables are not rebuilt).
+    Uses ``spark`` if given, else the active session, else starts one on ``master`` and stops
+    it at the end.
+    """
+    from attribution.pipeline import PipelineRun
+
+    if lk.is_object_store(lake):
+        raise ValueError(
+            f"the raw tables are exported by DuckDB, which writes local lakes only here: {lake}; "
+            "on a cluster, copy a local lake's raw_* folders to the object store and run "
+            "build_on_spark there (docs/spark.md)"
+        )
+    say = progress or (lambda _line: None)
+    run = PipelineRun(
+        settings,
+        landing_dir=landing_dir,
+        warehouse_path=warehouse_path,
+        mode="full",
+        expectations=False,
+        progress=say,
+    )
+    own = False  # stop only a session this call started (not the caller's, not an active one)
+    try:
+        run.ingest()
+        span = data_span(warehouse_path)
+        if span is None:
+            run.summary.outcome, run.summary.message = "empty", "no logs loaded yet"
+            return run.summary.as_json()
+        started = time.perf_counter()
+        exported = export_raw_to_lake(warehouse_path, lake)
+        say(f"lake {lake}: raw tables written ({sum(exported.values()):,} rows)")
+        export_seconds = round(time.perf_counter() - started, 3)
+        if spark is None:
+            from pyspark.sql import SparkSession
+
+            own = SparkSession.getActiveSession() is None
+            spark = spark_session(master)
+        build = build_on_spark(spark, lake, settings, span[0], span[1], audits=audits, progress=say)
+        build.seconds["export_raw"] = export_seconds
+        build.tables.update(exported)
+        s = run.summary
+        s.start_date, s.end_date = span
+        s.window_reason = "spark engine: full build of every day into the lake"
+        s.model_rows = dict(build.tables)
+        s.audits = dict(build.audits)
+        failed = {name: n for name, n in build.audits.items() if n}
+        s.message = f"engine spark; lake {lake}" + (
+            f"; audits found offending rows: {failed}" if failed else ""
+        )
+        run.succeed()
+        return run.summary.as_json() | {"spark": build.as_json()}
+    except BaseException as exc:
+        run.fail(exc)
+        raise
+    finally:
+        run.record()
+        if own and spark is not None:
+            spark.stop()
+
+
+def not_produced_lines(spark_summary: Mapping[str, Any]) -> list[str]:
+    """Return one line per table or output the Spark run did not produce, with the reason."""
+    return [f"not produced: {what}: {why}" for what, why in spark_summary["not_produced"].items()]
