@@ -397,8 +397,9 @@ def _child_generate(p: dict[str, Any]) -> dict[str, Any]:
     from attribution.generate import generate_landing
 
     t0 = time.perf_counter()
+    start = {"start_date": date.fromisoformat(p["start"])} if p.get("start") else {}
     truth = generate_landing(
-        Path(p["out"]), users=p["users"], days=p["days"], seed=p["seed"], overwrite=True
+        Path(p["out"]), users=p["users"], days=p["days"], seed=p["seed"], overwrite=True, **start
     )
     return {
         "seconds": round(time.perf_counter() - t0, 1),
@@ -584,13 +585,16 @@ def run_child(task: str, params: dict[str, Any], log: Path, spill_dir: Path | No
 
 
 def ensure_generated(
-    workdir: Path, users: int, days: int, seed: int, code_dir: str | None
+    workdir: Path, users: int, days: int, seed: int, code_dir: str | None, start: date | None = None
 ) -> dict[str, Any]:
-    """Generate days+1 days into workdir/generated unless the same landing is already there
-    (in a child process, so that this process stays small while the steps run)."""
+    """Generate days+1 days (from ``start``, default the generator's) into workdir/generated
+    unless the same landing is already there (in a child process, so that this process stays
+    small while the steps run)."""
     generated = workdir / "generated"
     meta_file = workdir / "generated.json"
     wanted = {"users": users, "days": days + 1, "seed": seed}
+    if start is not None:
+        wanted["start"] = start.isoformat()
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     if (generated / "truth.json").is_file() and {k: meta.get(k) for k in wanted} == wanted:
         meta["reused"] = True

@@ -1,0 +1,225 @@
+"""Issue 9 load: nightly runs one after another over a long history; does a night cost more as
+the history grows?
+
+Usage:
+    python benchmarks/bench_nights.py --users 20000 --history 120 --nights 10 --json OUT
+    python benchmarks/bench_nights.py --workload S --history 335 --nights 30    # a year at S
+
+``--users`` sets the size of a day (the generator's activity per user and day is fixed: S =
+200k users is about 33k interactions a day); ``--history`` days are built by one full run, then
+``--nights`` nightly runs follow, each adding the next generated day (its partitions hard-linked
+into the landing view, as upstream delivers them), as ``attribution run --date D`` does: ingest,
+build, gate (expectations unless --no-expectations), publish, report (no PNG images unless
+--png). Each run is a fresh child process (``bench_scale.run_child``: peak RSS, contention).
+
+Per night it prints and writes to JSON: seconds of the run and of each stage (from ``_runs``),
+the rows written per model, the restated window, every table's rows and the warehouse file's
+bytes, peak RSS. The verdict fits a line to seconds vs night index (per stage too) and states
+the growth over the nights relative to the mean, beside the growth of the data itself: a stage
+that recomputes the whole history grows with the data; one that restates a bounded window does
+not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench_scale import (
+    ROOT,
+    WORKLOADS,
+    build_view,
+    ensure_generated,
+    first_day,
+    machine,
+    read_run,
+    remove_warehouse,
+    run_child,
+    snapshot_code,
+)
+
+FLAT = 0.10  # growth over the nights below 10% of the mean: flat
+
+
+def table_sizes(warehouse: Path) -> dict[str, Any]:
+    """Rows of every table (views left out) and the bytes of the warehouse file and its WAL."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY 1"
+            ).fetchall()
+        ]
+        rows = {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchall()[0][0] for n in names}
+    finally:
+        con.close()
+    wal = Path(f"{warehouse}.wal")
+    return {
+        "rows": rows,
+        "total_rows": sum(rows.values()),
+        "file_bytes": warehouse.stat().st_size + (wal.stat().st_size if wal.exists() else 0),
+    }
+
+
+def slope(values: list[float]) -> float:
+    """Least-squares slope of values against their index 0, 1, 2, ..."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = (n - 1) / 2, sum(values) / n
+    num = sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values))
+    return num / sum((i - mean_x) ** 2 for i in range(n))
+
+
+def growth(values: list[float]) -> dict[str, Any]:
+    """The fitted change over the series relative to its mean, and whether that is flat."""
+    mean = sum(values) / len(values) if values else 0.0
+    per_night = slope(values)
+    over_series = per_night * (len(values) - 1) / mean if mean else 0.0
+    return {
+        "mean": round(mean, 3),
+        "slope_per_night": round(per_night, 4),
+        "growth_over_nights": round(over_series, 3),
+        "verdict": "flat" if abs(over_series) < FLAT else "grows",
+    }
+
+
+def verdict(nights: list[dict[str, Any]]) -> dict[str, Any]:
+    """Growth of the run time, of each stage, of the rows written and of the data."""
+    stages = sorted({s for n in nights for s in n["stage_seconds"]})
+    rows = [n["sizes"]["total_rows"] for n in nights]
+    return {
+        "seconds": growth([n["seconds"] for n in nights]),
+        "stages": {s: growth([n["stage_seconds"].get(s, 0.0) for n in nights]) for s in stages},
+        "rows_written": growth([float(n["rows_written"]) for n in nights]),
+        "peak_rss_mib": growth([float(n["peak_rss_mib"]) for n in nights]),
+        "data_growth_over_nights": round((rows[-1] - rows[0]) / rows[0], 3) if rows else None,
+    }
+
+
+def rows_written(run: dict[str, Any]) -> int:
+    return sum(v or 0 for v in run["model_rows"].values())
+
+
+def run_nights(args: argparse.Namespace, code_dir: str | None) -> dict[str, Any]:
+    workdir: Path = args.workdir
+    # every generated day (and the order updates up to ~3 weeks after it) lies in the past: the
+    # ingest quarantines timestamps beyond the run time (future_tolerance_days)
+    days = args.history + args.nights
+    start = date.today() - timedelta(days=days + 30)
+    meta = ensure_generated(workdir, args.users, days - 1, args.seed, code_dir, start)
+    generated = workdir / "generated"
+    first = first_day(generated)
+    last = first + timedelta(days=args.history - 1)
+    view, warehouse, report = workdir / "landing", workdir / "warehouse.duckdb", workdir / "report"
+    build_view(generated, view, last)
+    remove_warehouse(warehouse)
+    params = {
+        "memory_limit": args.memory_limit,
+        "threads": args.threads,
+        "code_dir": code_dir,
+        "landing": str(view),
+        "warehouse": str(warehouse),
+        "report_dir": str(report),
+        "expectations": not args.no_expectations,
+    }
+
+    def night(name: str, day: date | None) -> dict[str, Any]:
+        p = {**params, "run_date": day.isoformat() if day else None}
+        result = run_child(
+            "pipeline", p, workdir / "logs" / f"{name}.log", Path(f"{warehouse}.tmp")
+        )
+        result.update(read_run(warehouse, result["run_id"]))
+        result["sizes"] = table_sizes(warehouse)
+        result["rows_written"] = rows_written(result)
+        print(
+            f"  {name}: {result['seconds']:.1f} s, peak {result['peak_rss_mib']} MiB, window "
+            f"{result['start_date']} .. {result['end_date']}, {result['rows_written']:,} rows "
+            f"written, {result['sizes']['total_rows']:,} rows, "
+            f"{result['sizes']['file_bytes'] / 2**20:.0f} MiB, {result['outcome']}"
+            + (" (contended)" if result["contended"] else ""),
+            flush=True,
+        )
+        return result
+
+    print(f"history {first} .. {last}: full run ...", flush=True)
+    figures: dict[str, Any] = {"generated": meta, "first_day": first.isoformat()}
+    figures["full"] = night("full", None)
+    nights = []
+    for index in range(1, args.nights + 1):
+        day = last + timedelta(days=index)
+        build_view(generated, view, day, only=day)
+        nights.append(night(f"night-{index:02d}-{day}", day))
+    figures["nights"] = nights
+    figures["verdict"] = verdict(nights)
+    return figures
+
+
+def print_verdict(figures: dict[str, Any]) -> None:
+    v = figures["verdict"]
+    print("\nper-night cost vs night index (least-squares line; growth = slope x (n-1) / mean):")
+    for name, g in [("run", v["seconds"]), *sorted(v["stages"].items())]:
+        print(
+            f"  {name:<12} mean {g['mean']:8.2f} s  slope {g['slope_per_night']:+.3f} s/night  "
+            f"growth {g['growth_over_nights']:+.1%}  {g['verdict']}"
+        )
+    for name in ("rows_written", "peak_rss_mib"):
+        g = v[name]
+        print(f"  {name:<12} mean {g['mean']:10,.0f}  growth {g['growth_over_nights']:+.1%}")
+    print(f"  data (rows of every table) grew {v['data_growth_over_nights']:+.1%} over the nights")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default=None)
+    parser.add_argument("--users", type=int, default=None, help="size of a day (default S/10)")
+    parser.add_argument("--history", type=int, default=120, help="days built by the full run")
+    parser.add_argument("--nights", type=int, default=10, help="nightly runs after it")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument("--memory-limit", default="4GB", help="DuckDB memory_limit ('' = none)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-expectations", action="store_true")
+    parser.add_argument("--png", action="store_true", help="PNG images in every night's report")
+    parser.add_argument("--no-snapshot", action="store_true", help="children import the tree")
+    args = parser.parse_args(argv)
+    if args.workload and args.users is None:
+        args.users = WORKLOADS[args.workload]
+    args.users = args.users or WORKLOADS["S"] // 10
+    args.memory_limit = args.memory_limit or None
+    args.workdir = args.workdir or Path(f"/tmp/bench/nights-{args.users}-{args.history}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if not args.png:
+        os.environ["ATTRIBUTION_REPORT_PNG"] = "never"  # the children inherit it
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    code_dir = None if args.no_snapshot else snapshot_code(args.workdir)
+    sys.path.insert(0, code_dir or str(ROOT))
+    started = time.perf_counter()
+    figures: dict[str, Any] = {
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": machine(),
+    }
+    figures.update(run_nights(args, code_dir))
+    figures["bench_seconds"] = round(time.perf_counter() - started, 1)
+    print_verdict(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
