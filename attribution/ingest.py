@@ -1072,16 +1072,19 @@ def _check_pseudonymisation(con: duckdb.DuckDBPyConnection, key: bytes | None) -
     check value) user ids were pseudonymised; a run with another key or mode stops."""
     wanted = key_check(key) if key is not None else PSEUDONYMISATION_OFF
     recorded = con.execute(f"SELECT key_check FROM {PSEUDONYMISATION_TABLE}").fetchall()
-    if recorded:
-        have = recorded[0][0]
-    else:
-        loaded = sum(
-            _count(con.execute(f"SELECT count(*) FROM {_q(s.raw_table)}"))
-            for s in SOURCES.values()
-            if "user_id" in s.column_names
-        )
-        have = PSEUDONYMISATION_OFF if loaded else wanted
+    if recorded and recorded[0][0] == wanted:
+        return
+    loaded = any(
+        _count(con.execute(f"SELECT count(*) FROM {_q(s.raw_table)}"))
+        for s in SOURCES.values()
+        if "user_id" in s.column_names
+    )
+    if not loaded or not recorded:  # nothing to mix with: (re)record; old warehouses were off
+        have = wanted if not loaded else PSEUDONYMISATION_OFF
+        con.execute(f"DELETE FROM {PSEUDONYMISATION_TABLE}")
         con.execute(f"INSERT INTO {PSEUDONYMISATION_TABLE} VALUES ($check)", {"check": have})
+    else:
+        have = recorded[0][0]
     if have == wanted:
         return
     if have == PSEUDONYMISATION_OFF:

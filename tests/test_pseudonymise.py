@@ -209,6 +209,12 @@ def test_another_key_gives_other_ids(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_loaded_without_pseudonymisation_then_switched_on_is_refused(
     landing: Landing, ingest, con, keyed: str
 ) -> None:
+    ingest()  # nothing loaded yet: the mode can still change
+    ingest(settings=ON)
+    assert con.execute("SELECT key_check FROM _pseudonymisation").fetchall() == [
+        (key_check(keyed.encode()),)
+    ]
+    ingest()
     landing.csv("visits", "a.csv", [visit()])
     ingest()
     landing.csv("visits", "b.csv", [visit(user_id="u2")])
