@@ -3,11 +3,11 @@ its order, an FX rate corrected after the fact. The night that loads it restates
 affected rows (the warehouse before and after the night compared row by row, EXCEPT ALL both
 ways, against rows counted by hand), and the result equals a full rebuild.
 
-Four weeks of tiny data (01-15 .. 02-10, windows 1 and 7 days): every day u1 asks the assistant
+Four weeks of tiny data (01-15 .. 02-11, windows 1 and 7 days): every day u1 asks the assistant
 at 10:00 (one session) and buys at 12:00 for 10.00 EUR (order ``o-<day>``), u4 visits at 08:00.
 EUR rates: 1.10 from 01-15, 1.15 from 01-25, 1.10 from 02-01 (a line takes the latest rate on or
 before its day). The base warehouse is a backfill of every day; each case then drops one more
-file into the partition of the last night (02-10), as upstream delivers late, and runs that
+file into the partition of the last night (02-11), as upstream delivers late, and runs that
 night again.
 """
 
@@ -19,16 +19,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import Landing, fx_rate, interaction, order, visit
+from conftest import Landing, fx_rate, order
+from test_nightly import BASE_DAYS, four_weeks_landing
 from warehouse_diff import compared_columns, table_changes
 
 from attribution.config import Settings
 from attribution.pipeline import run_pipeline
 
 SETTINGS = Settings(windows_days=(1, 7))
-DAYS = [date(2024, 1, 15) + timedelta(days=i) for i in range(27)]  # 01-15 .. 02-10
+DAYS = BASE_DAYS  # 01-15 .. 02-11
 NIGHT = DAYS[-1]
-RATES = {"2024-01-15": "1.10", "2024-01-25": "1.15", "2024-02-01": "1.10"}
+RATES = {"2024-01-25": "1.15", "2024-02-01": "1.10"}  # and 1.10 from 01-15
 # tables a changed order line never touches: the sessions, the other sources
 UNTOUCHED_BY_ORDERS = (
     "assistant_sessions",
@@ -42,22 +43,11 @@ UNTOUCHED_BY_ORDERS = (
 
 
 def four_weeks(landing: Landing) -> None:
+    """test_nightly's four weeks (u1, u4 as above; u2 and u3 add sessions and a USD order of
+    their own) with the EUR rates of 01-25 and 02-01 added."""
+    four_weeks_landing(landing)
     for day, rate in RATES.items():
         landing.csv("fx_rates", "fx.csv", [fx_rate(date=day, rate_to_usd=rate)], dt=day)
-    for day in DAYS:
-        landing.csv("visits", "v.csv", [visit(user_id="u4", ts=f"{day}T08:00:00Z")], dt=str(day))
-        landing.csv(
-            "interactions",
-            "i.csv",
-            [interaction(event_id=f"e-{day}", user_id="u1", session_id="", ts=f"{day}T10:00:00Z")],
-            dt=str(day),
-        )
-        landing.csv(
-            "orders",
-            "o.csv",
-            [order(order_id=f"o-{day}", ts=f"{day}T12:00:00Z", amount="10.00", currency="EUR")],
-            dt=str(day),
-        )
 
 
 def run(landing: Path, warehouse: Path, **dates: date) -> None:
@@ -147,7 +137,7 @@ def test_a_return_three_weeks_later_restates_only_the_returned_order(base, tmp_p
         amount="10.00",
         currency="EUR",
         status="returned",
-        updated_at="2024-02-10T09:00:00Z",
+        updated_at="2024-02-11T09:00:00Z",
     )
 
     changes = late_night(base, tmp_path, "orders", [returned])
