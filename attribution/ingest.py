@@ -1048,7 +1048,7 @@ def _load_one(
 def _pseudonymise_checked(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     """Replace every user_id of the checked file by its keyed pseudonym (before duplicates are
     found, so keys that hold user_id compare pseudonyms with the raw table's)."""
-    ids = con.execute(
+    ids = con.sql(
         f"SELECT DISTINCT user_id FROM {_T_CHK} WHERE user_id IS NOT NULL"
     ).to_arrow_table()
     if ids.num_rows == 0:
