@@ -108,7 +108,7 @@ def duckdb_build(warehouse: Path, settings: Any, start: Any, end: Any) -> dict[s
     """Build every table in DuckDB as a full run does; seconds per stage and per model."""
     from attribution.journeys import write_attribution_by_touch_type
     from attribution.lift import write_lift_tables
-    from attribution.spark_engine import BUILD_LAYERS, KPI_LAYERS
+    from attribution.pipeline import BUILD_LAYERS, KPI_LAYERS
     from attribution.warehouse import atomic, connect, run_audits, run_models
 
     per_model: dict[str, float] = {}
@@ -150,6 +150,29 @@ def duckdb_build(warehouse: Path, settings: Any, start: Any, end: Any) -> dict[s
     finally:
         con.close()
     return {"stages": stages, "models": per_model, "audits": audits}
+
+
+def statistics_inputs(warehouse: Path, settings: Any, start: Any, end: Any) -> dict[str, Any]:
+    """Rows the Python statistics read: the data-driven model's aggregated journeys (distinct
+    paths) per window, and the lift's visitor-days (one row each, plus outcomes per window)."""
+    from attribution.journeys import aggregated_journeys_for_window
+    from attribution.warehouse import connect
+
+    con = connect(warehouse, read_only=True)
+    try:
+        paths = {
+            window: aggregated_journeys_for_window(
+                con, window, start, end, settings.data_driven_touch_column
+            ).height
+            for window in settings.windows_days
+        }
+        visitor_days = con.execute(
+            "SELECT count(*) FROM (SELECT user_id, visit_date FROM stg_visits "
+            "UNION SELECT user_id, session_date FROM assistant_sessions)"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    return {"data_driven_paths_per_window": paths, "lift_visitor_days": visitor_days}
 
 
 def compare_rows(warehouse: Path, lake: Path, tables: list[str]) -> dict[str, list[int]]:
@@ -225,6 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with Watch() as watch:
         duck = duckdb_build(warehouse, settings, *span)
     figures["duckdb"] = duck | watch.figures()
+    figures["statistics_inputs"] = statistics_inputs(warehouse, settings, *span)
 
     print("raw tables to the lake ...", flush=True)
     with Watch() as watch:
@@ -281,6 +305,7 @@ def print_table(figures: dict[str, Any]) -> None:
         f"spark {spark['foreign_cpu_share']}"
     )
     print(f"rows equal on both engines: {figures['rows_equal']}")
+    print(f"Python statistics read: {figures['statistics_inputs']}")
 
 
 if __name__ == "__main__":
