@@ -57,10 +57,19 @@ COVARIATES: tuple[str, ...] = (
 # joins and aggregates hold memory at the same time (at S the inlined plan needs more than 200 MB
 # of DuckDB memory, the materialized one less than 100 MB). At L it needs 2-4 GB, and inside
 # the pipeline it still ran out of a 4 GB limit: docs/performance.md, "Memory".
-_ORDERS = """orders as materialized (
+# A chunk of the lift's units: the users with codes in [$lo_code, $hi_code) of _lift_users.
+# Chunked queries restrict every source to them (``_IN_CHUNK``), so DuckDB holds one chunk at a time.
+_CHUNK_USERS = """chunk_users as materialized (
+    select user_id from _lift_users where user_code >= $lo_code and user_code < $hi_code
+)"""
+_IN_CHUNK = "user_id in (select user_id from chunk_users)"
+
+
+def _orders_sql(chunked: bool) -> str:
+    return f"""orders as materialized (
     -- revenue stays DECIMAL until summed: exact sums, identical on every rerun
     select user_id, order_at, order_revenue_usd as revenue
-    from int_orders where is_placed
+    from int_orders where is_placed{f" and {_IN_CHUNK}" if chunked else ""}
 )"""
 
 
@@ -95,14 +104,16 @@ def _window_outcomes_sql(key: str, index: str) -> str:
     group by u.user_id, u.{key}, w.window_days"""
 
 
-_ACTIVITY = f"""
+def _activity_sql(chunked: bool) -> str:
+    where = f"\n    where {_IN_CHUNK}" if chunked else ""
+    return f"""{_CHUNK_USERS + "," if chunked else ""}
 activity as materialized (
     select user_id, visit_date as activity_date, visit_at as activity_at, marketplace, channel,
         0 as is_session
-    from stg_visits
+    from stg_visits{where}
     union all
     select user_id, session_date, session_start, marketplace, channel, 1
-    from assistant_sessions
+    from assistant_sessions{where}
 ),
 first_seen as materialized (
     select user_id, min(activity_at) as first_at,
@@ -110,10 +121,14 @@ first_seen as materialized (
         arg_min(channel, activity_at) as first_channel
     from activity group by user_id
 ),
-{_ORDERS}"""
+{_orders_sql(chunked)}"""
 
-UNITS_SQL = f"""
-with {_ACTIVITY},
+
+def _units_sql(chunked: bool) -> str:
+    """Return the visitor-day units query (every user, or one chunk of ``_lift_users``)."""
+    where = f"\n    where {_IN_CHUNK}" if chunked else ""
+    return f"""
+with {_activity_sql(chunked)},
 activity_ranked as materialized (
     select *, row_number() over (
         partition by user_id, activity_date order by activity_at, is_session, marketplace, channel
@@ -167,18 +182,28 @@ left join session_days as s on s.user_id = v.user_id and s.session_date = v.acti
 -- users in a holdout arm cannot see the assistant: no propensity to engage (excluded from adjusted)
 left join (
     select user_id, bool_or(arm = 'holdout') as is_holdout
-    from stg_assignments group by user_id
+    from stg_assignments{where} group by user_id
 ) as h on h.user_id = v.user_id
 """
 
-UNIT_OUTCOMES_SQL = f"""
-with units as (select user_id, activity_date, index_at from _lift_units),
-{_ORDERS}
+
+UNITS_SQL = _units_sql(chunked=False)
+
+
+def _unit_outcomes_sql(chunked: bool) -> str:
+    """Return the outcome per window of the units in ``_lift_units``."""
+    return f"""
+with {_CHUNK_USERS + "," if chunked else ""}
+units as (select user_id, activity_date, index_at from _lift_units),
+{_orders_sql(chunked)}
 {_window_outcomes_sql("activity_date", "index_at")}
 """
 
+
+UNIT_OUTCOMES_SQL = _unit_outcomes_sql(chunked=False)
+
 EXPERIMENT_SQL = f"""
-with {_ACTIVITY},
+with {_activity_sql(chunked=False)},
 units as materialized (
     select a.user_id, a.experiment_id, a.arm, a.assigned_at,
         cast(a.assigned_at as date) as assigned_date
@@ -317,16 +342,20 @@ def design_from(
 ) -> tuple[np.ndarray, list[str]]:
     """Return the design matrix of some units: their numeric covariates, then one-hot columns of
     every level present of each (dimension, level codes, levels), the most frequent dropped."""
-    cols, names = [numeric], list(COVARIATES)
+    names, one_hot = list(COVARIATES), []
     for dim, codes, levels in dims:
         counts = np.bincount(codes, minlength=len(levels))
         present = [i for i in range(len(levels)) if counts[i] > 0]
         base = max(present, key=lambda i: counts[i])  # first most frequent, as argmax
         for i in present:
             if i != base:
-                cols.append((codes == i).astype(float)[:, None])
+                one_hot.append((codes, i))
                 names.append(f"{dim}={levels[i]}")
-    return np.hstack(cols), names
+    x = np.empty((len(numeric), numeric.shape[1] + len(one_hot)))
+    x[:, : numeric.shape[1]] = numeric
+    for j, (codes, i) in enumerate(one_hot, start=numeric.shape[1]):
+        x[:, j] = codes == i
+    return x, names
 
 
 def design_matrix(frame: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -348,12 +377,30 @@ def att_weights(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return p, weights, x, names
 
 
-def att_weights_of(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (propensity, ATT weights) of units with design matrix ``x`` and engagement ``t``."""
-    # standardise for a well-conditioned Newton fit (coefficients are not reported)
-    mean, sd = x.mean(axis=0), x.std(axis=0)
+def standardize(x: np.ndarray) -> np.ndarray:
+    """Return ``x`` with every column centred and scaled to unit variance (constant columns only
+    centred), computed in place: no copy of the matrix."""
+    mean = x.mean(axis=0)
+    squares = np.zeros(x.shape[1])
+    for rows in ls.row_blocks(len(x)):
+        squares += ((x[rows] - mean) ** 2).sum(axis=0)
+    sd = np.sqrt(squares / max(len(x), 1))
     sd[sd == 0] = 1.0
-    z = (x - mean) / sd
+    x -= mean
+    x /= sd
+    return x
+
+
+def att_weights_of(
+    x: np.ndarray, t: np.ndarray, *, overwrite: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (propensity, ATT weights) of units with design matrix ``x`` and engagement ``t``.
+
+    ``overwrite``: standardise ``x`` in place instead of a copy (it is then the standardised
+    matrix; standardised mean differences are the same on it).
+    """
+    # standardise for a well-conditioned Newton fit (coefficients are not reported)
+    z = standardize(x if overwrite else x.copy())
     beta = ls.fit_logistic(z, t)
     p = ls.predict_logistic(beta, z)
     weights = np.where(t, 1.0, p / (1 - p))
@@ -383,81 +430,180 @@ def load_experiment_units(con: duckdb.DuckDBPyConnection, start: date, end: date
     return con.sql(EXPERIMENT_SQL, params={"start_date": start, "end_date": end}).pl()
 
 
+# visitor-days per unit query: DuckDB and Python each hold one chunk's rows at a time
+UNITS_PER_CHUNK = 1_000_000
+
+# each active user's code (dense, in user_id order) and number of visitor-days in the range
+_LIFT_USERS_SQL = """
+select user_id, row_number() over (order by user_id) - 1 as user_code, count(*) as visitor_days
+from (
+    select user_id, visit_date as activity_date from stg_visits
+    where visit_date between $start_date and $end_date
+    union
+    select user_id, session_date from assistant_sessions
+    where session_date between $start_date and $end_date
+) as active
+group by user_id
+"""
+
+_UNIT_COLUMNS = (
+    *("activity_date", "is_engaged", "is_holdout", "is_returning_buyer"),
+    *("marketplace", "channel", "model_version", "event_type", *COVARIATES),
+)
+
+
 @dataclass(frozen=True)
 class VisitorDays:
-    """Visitor-day units as arrays, sorted by user then day (the lift stage's input)."""
+    """Visitor-day units as compact arrays, sorted by user then day (the lift stage's input)."""
 
-    user: np.ndarray  # dense user code (0..n_users-1, in user_id order)
-    day: pl.Series  # activity_date
-    ordinal: np.ndarray  # activity_date as days since 1970-01-01
+    user: np.ndarray  # int32 dense user code (0..n_users-1, in user_id order)
+    ordinal: np.ndarray  # int32 activity_date as days since 1970-01-01
     engaged: np.ndarray
     holdout: np.ndarray
     covariates: np.ndarray  # log1p covariates (COVARIATES order), one row per unit
     design_dims: list[tuple[str, np.ndarray, tuple[str, ...]]]  # marketplace/channel, nulls named
     dims: list[lg.Dimension]  # segment dimensions after ``all``
-    outcomes: dict[int, tuple[np.ndarray, np.ndarray]]  # window -> (converted, revenue)
+    outcomes: dict[int, tuple[np.ndarray, np.ndarray]]  # window -> (converted (bool), revenue)
 
-    def subset(self, keep: np.ndarray) -> VisitorDays:
+    @property
+    def day(self) -> pl.Series:
+        """Return activity_date of every unit."""
+        return pl.Series("activity_date", self.ordinal.astype("datetime64[D]"))
+
+    def subset(self, keep: np.ndarray, window: int) -> VisitorDays:
+        """Return the units where ``keep``, with the outcome of ``window`` only."""
+        converted, revenue = self.outcomes[window]
         return VisitorDays(
             user=self.user[keep],
-            day=self.day.filter(pl.Series(keep)),
             ordinal=self.ordinal[keep],
             engaged=self.engaged[keep],
             holdout=self.holdout[keep],
             covariates=self.covariates[keep],
             design_dims=[(d, codes[keep], levels) for d, codes, levels in self.design_dims],
             dims=[replace(d, codes=d.codes[keep]) for d in self.dims],
-            outcomes={w: (c[keep], r[keep]) for w, (c, r) in self.outcomes.items()},
+            outcomes={window: (converted[keep], revenue[keep])},
         )
 
 
+class _LevelCodes:
+    """Level codes of one text column, filled chunk by chunk: codes in order of first sight,
+    renumbered in sorted level order at the end (as ``level_codes`` of the whole column)."""
+
+    def __init__(self, n: int) -> None:
+        self.codes = np.full(n, -1, dtype=np.int16)
+        self.seen: dict[str, int] = {}
+
+    def put(self, at: int, values: pl.Series) -> None:
+        for value in values.drop_nulls().unique().sort().to_list():
+            self.seen.setdefault(value, len(self.seen))
+        codes = values.replace_strict(
+            list(self.seen), list(self.seen.values()), default=-1, return_dtype=pl.Int16
+        )
+        self.codes[at : at + len(values)] = codes.to_numpy()
+
+    def sorted(self, fill: str | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Return (code per value, sorted levels); nulls become ``fill`` or code -1."""
+        names = set(self.seen)
+        has_null = bool((self.codes < 0).any())
+        if fill is not None and has_null:
+            names.add(fill)
+        levels = tuple(sorted(names))
+        position = {name: i for i, name in enumerate(levels)}
+        # lut[code] for first-sight codes; lut[-1] (the last slot) for nulls
+        lut = np.array([position[name] for name in self.seen] + [-1], dtype=np.int16)
+        if fill is not None and has_null:
+            lut[-1] = position[fill]
+        return lut[self.codes], levels
+
+
+def _chunk_bounds(visitor_days: np.ndarray, per_chunk: int) -> list[tuple[int, int]]:
+    """Return [lo, hi) user-code ranges of at most ``per_chunk`` visitor-days each (a user with
+    more has a chunk of its own)."""
+    ends = np.cumsum(visitor_days)
+    bounds: list[tuple[int, int]] = []
+    lo, done = 0, 0
+    while lo < len(visitor_days):
+        hi = max(int(np.searchsorted(ends, done + per_chunk, side="right")), lo + 1)
+        bounds.append((lo, hi))
+        lo, done = hi, int(ends[hi - 1])
+    return bounds
+
+
 def load_visitor_days(
-    con: duckdb.DuckDBPyConnection, start: date, end: date, windows: tuple[int, ...]
+    con: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    windows: tuple[int, ...],
+    units_per_chunk: int | None = None,
 ) -> VisitorDays:
     """Return the visitor-days of [start, end] with covariates and their outcome per window.
 
-    Only codes and numbers leave DuckDB (no user ids), and outcomes come one window at a time
-    in unit order, so Python holds a few numbers per unit.
+    Units are queried in chunks of whole users (``units_per_chunk`` visitor-days at most), in
+    user order, into preallocated compact arrays: DuckDB and Python hold one chunk's rows at a
+    time (default ``UNITS_PER_CHUNK``). Only codes and numbers leave DuckDB (no user ids).
     """
-    params = {"start_date": start, "end_date": end}
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _lift_units AS SELECT *, "
-        f"dense_rank() OVER (ORDER BY user_id) - 1 AS user_code FROM ({UNITS_SQL}) AS u",
-        params,
+    params: dict[str, Any] = {"start_date": start, "end_date": end}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _lift_users AS {_LIFT_USERS_SQL}", params)
+    per_user = (
+        con.sql("SELECT visitor_days FROM _lift_users ORDER BY user_code")
+        .fetchnumpy()["visitor_days"]
+        .astype(np.int64)
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _lift_outcomes AS {UNIT_OUTCOMES_SQL}")
-    columns = ", ".join(
-        [
-            *("user_code", "activity_date", "is_engaged", "is_holdout", "is_returning_buyer"),
-            *("marketplace", "channel", "model_version", "event_type", *COVARIATES),
-        ]
-    )
-    units = con.sql(f"SELECT {columns} FROM _lift_units ORDER BY user_code, activity_date").pl()
-    outcomes = {}
-    for w in windows:
-        got = con.sql(
-            "SELECT o.converted, o.revenue FROM _lift_units AS u JOIN _lift_outcomes AS o "
-            "USING (user_id, activity_date) WHERE o.window_days = $w "
-            "ORDER BY u.user_code, u.activity_date",
-            params={"w": w},
+    n = int(per_user.sum())
+    user = np.repeat(np.arange(len(per_user), dtype=np.int32), per_user)
+    ordinal = np.empty(n, dtype=np.int32)
+    engaged, holdout, returning = (np.empty(n, dtype=bool) for _ in range(3))
+    covariates = np.empty((n, len(COVARIATES)))
+    text = {name: _LevelCodes(n) for name in ("marketplace", "channel", *TREATMENT_ATTRIBUTES)}
+    outcomes = {w: (np.empty(n, dtype=bool), np.empty(n)) for w in windows}
+    at = 0
+    for lo, hi in _chunk_bounds(per_user, units_per_chunk or UNITS_PER_CHUNK):
+        chunk = {**params, "lo_code": lo, "hi_code": hi}
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _lift_units AS SELECT u.*, c.user_code "
+            f"FROM ({_units_sql(chunked=True)}) AS u JOIN _lift_users AS c USING (user_id)",
+            chunk,
+        )
+        units = con.sql(
+            f"SELECT {', '.join(_UNIT_COLUMNS)} FROM _lift_units ORDER BY user_code, activity_date"
         ).pl()
-        outcomes[w] = (got["converted"].to_numpy().astype(float), got["revenue"].to_numpy())
-    con.execute("DROP TABLE IF EXISTS _lift_units")
-    con.execute("DROP TABLE IF EXISTS _lift_outcomes")
-    returning = units["is_returning_buyer"].to_numpy()
+        rows = slice(at, at + units.height)
+        ordinal[rows] = units["activity_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+        engaged[rows] = units["is_engaged"].to_numpy()
+        holdout[rows] = units["is_holdout"].to_numpy()
+        returning[rows] = units["is_returning_buyer"].to_numpy()
+        covariates[rows] = _log_covariates([units[name].to_numpy() for name in COVARIATES])
+        for name, codes in text.items():
+            codes.put(at, units[name])
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _lift_outcomes AS {_unit_outcomes_sql(chunked=True)}",
+            {"lo_code": lo, "hi_code": hi},
+        )
+        for w, (converted, revenue) in outcomes.items():
+            got = con.sql(
+                "SELECT o.converted, o.revenue FROM _lift_units AS u JOIN _lift_outcomes AS o "
+                "USING (user_id, activity_date) WHERE o.window_days = $w "
+                "ORDER BY u.user_code, u.activity_date",
+                params={"w": w},
+            ).fetchnumpy()
+            converted[rows], revenue[rows] = got["converted"], got["revenue"]
+        at += units.height
+    for table in ("_lift_units", "_lift_outcomes", "_lift_users"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    if at != n:
+        raise RuntimeError(f"lift units: {at} visitor-days loaded, {n} expected")
     dims = [
-        lg.Dimension(dim, *level_codes(units[dim]), of_treated=dim in TREATMENT_ATTRIBUTES)
+        lg.Dimension(dim, *text[dim].sorted(), of_treated=dim in TREATMENT_ATTRIBUTES)
         for dim in ("marketplace", "channel", *TREATMENT_ATTRIBUTES)
     ]
     dims.append(_buyer_dimension(returning))
     return VisitorDays(
-        user=units["user_code"].to_numpy().astype(np.int64),
-        day=units["activity_date"],
-        ordinal=units["activity_date"].to_numpy().astype("datetime64[D]").astype(np.int64),
-        engaged=units["is_engaged"].to_numpy().astype(bool),
-        holdout=units["is_holdout"].to_numpy().astype(bool),
-        covariates=_log_covariates([units[name].to_numpy() for name in COVARIATES]),
-        design_dims=[(d, *level_codes(units[d], "unknown")) for d in ("marketplace", "channel")],
+        user=user,
+        ordinal=ordinal,
+        engaged=engaged,
+        holdout=holdout,
+        covariates=covariates,
+        design_dims=[(d, *text[d].sorted("unknown")) for d in ("marketplace", "channel")],
         dims=dims,
         outcomes=outcomes,
     )
@@ -502,7 +648,9 @@ def _fit(units: VisitorDays, rows: np.ndarray, key: dict[str, Any]) -> _Fit | No
     x, names = design_from(
         units.covariates[rows], [(d, c[rows], lv) for d, c, lv in units.design_dims]
     )
-    p, w = att_weights_of(x, t)
+    # the standardised matrix serves the balance table too (mean differences in sd units are
+    # the same): one matrix of the period's units in memory
+    p, w = att_weights_of(x, t, overwrite=True)
     return _Fit(rows, w, _balance(key, x, names, t, w), _overlap(key, p, t, w))
 
 
@@ -582,7 +730,7 @@ def _period_keys(
 
 
 def _buyer_dimension(returning: np.ndarray) -> lg.Dimension:
-    return lg.Dimension("buyer", returning.astype(np.int64), ("new", "returning"))
+    return lg.Dimension("buyer", returning.astype(np.int8), ("new", "returning"))
 
 
 def _segment_clusters(
@@ -611,50 +759,98 @@ def _segment_stats(
 def grain_rows(
     units: VisitorDays, w: int, grain: str, start: date, cache: FitCache, cache_through: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Return (lift rows, balance rows, overlap rows) of every period and segment of a grain."""
+    """Return (lift rows, balance rows, overlap rows) of every period and segment of a grain.
+
+    One segment dimension's clusters at a time (segment ``all`` kept for the treatment
+    attributes): memory holds two dimensions' clusters, not all of them.
+    """
     period, bounds, n_days = _grain_periods(units.day, grain, start)
     keys = _period_keys(bounds, n_days, grain, w)
     fits = fit_periods(units, _period_rows(period, len(bounds)), keys, cache, cache_through)
     converted, revenue = units.outcomes[w]
-    clusters = _segment_clusters(units.dims, units.user, period, len(bounds))
-    per_method = {
-        method: _segment_stats(clusters, units.engaged, converted, revenue, weights)
-        for method, weights in (("observed", None), ("adjusted", fits.weights))
+    converted = converted.astype(float)
+    methods = (("observed", None), ("adjusted", fits.weights))
+    everyone = lg.Dimension("all", np.zeros(len(units.user), dtype=np.int8), ("all",))
+    whole_clusters = lg.clusters_of(everyone, units.user, period, len(bounds))
+    whole = {
+        method: lg.group_stats(whole_clusters, units.engaged, converted, revenue, weights)
+        for method, weights in methods
     }
-    rows: list[dict[str, Any]] = []
-    for p, key in enumerate(keys):
-        for observed, adjusted in zip(per_method["observed"], per_method["adjusted"], strict=True):
-            dim = observed.clusters.dimension
+    placed: list[tuple[int, int, dict[str, Any]]] = []  # (period, dimension, row)
+    for d, dim in enumerate((everyone, *units.dims)):
+        if d == 0:
+            stats = whole
+        else:
+            clusters = lg.clusters_of(dim, units.user, period, len(bounds))
+            stats = {
+                method: lg.group_stats(
+                    clusters, units.engaged, converted, revenue, weights, whole[method]
+                )
+                for method, weights in methods
+            }
+        for p, key in enumerate(keys):
             for level in range(len(dim.levels)):
                 group = p * len(dim.levels) + level
-                if not lg.has_both_sides(observed, group):
+                if not lg.has_both_sides(stats["observed"], group):
                     continue
                 segment = dim.segment(level)
-                sql_owned = grain == "day" and dim.name in ("all", *SQL_SEGMENT_DIMENSIONS)
-                if not sql_owned:
-                    rows.append(
-                        {
-                            **key,
-                            "segment": segment,
-                            "method": "observed",
-                            **lg.comparison_row(observed, group),
-                            "ci_method": "cluster_delta_log_ratio",
-                        }
+                if not (grain == "day" and dim.name in ("all", *SQL_SEGMENT_DIMENSIONS)):
+                    row = lg.comparison_row(stats["observed"], group)
+                    placed.append(
+                        (
+                            p,
+                            d,
+                            {
+                                **key,
+                                "segment": segment,
+                                "method": "observed",
+                                **row,
+                                "ci_method": "cluster_delta_log_ratio",
+                            },
+                        )
                     )
                 if fits.fitted[p]:
-                    rows.append(
-                        {
-                            **key,
-                            "segment": segment,
-                            "method": "adjusted",
-                            **lg.comparison_row(adjusted, group),
-                            "ci_method": "ipw_att_cluster_delta_log_ratio",
-                        }
+                    row = lg.comparison_row(stats["adjusted"], group)
+                    placed.append(
+                        (
+                            p,
+                            d,
+                            {
+                                **key,
+                                "segment": segment,
+                                "method": "adjusted",
+                                **row,
+                                "ci_method": "ipw_att_cluster_delta_log_ratio",
+                            },
+                        )
                     )
-    return rows, fits.balance_rows, fits.overlap_rows
+    # rows in (period, dimension, level) order, as one pass per period writes them
+    placed.sort(key=lambda item: (item[0], item[1]))
+    return [row for _, _, row in placed], fits.balance_rows, fits.overlap_rows
 
 
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _grain_rows_in_batches(
+    units: VisitorDays, w: int, grain: str, start: date, cache: FitCache, cache_through: int
+) -> Rows:
+    """Return ``grain_rows`` computed over batches of whole, consecutive periods of at most
+    ``UNITS_PER_CHUNK`` units (a bigger period is a batch of its own): a period's rows depend
+    only on its units, so the rows are the same, in the same order, and memory follows the
+    batch (days, weeks, months), not the whole range."""
+    period, bounds, _ = _grain_periods(units.day, grain, start)
+    batches = _chunk_bounds(np.bincount(period, minlength=len(bounds)), UNITS_PER_CHUNK)
+    if len(batches) <= 1:
+        return grain_rows(units, w, grain, start, cache, cache_through)
+    out: Rows = ([], [], [])
+    for lo, hi in batches:
+        batch = units.subset((period >= lo) & (period < hi), w)
+        for rows, more in zip(
+            out, grain_rows(batch, w, grain, start, cache, cache_through), strict=True
+        ):
+            rows.extend(more)
+    return out
 
 
 def visitor_day_rows(units: VisitorDays, windows: tuple[int, ...], start: date, end: date) -> Rows:
@@ -672,13 +868,13 @@ def visitor_day_rows(units: VisitorDays, windows: tuple[int, ...], start: date, 
             complete = units.ordinal + w <= np.datetime64(end).astype(np.int64)
             if not complete.any():
                 continue
-            part = units.subset(complete)
+            part = units.subset(complete, w)
             if grain == "all" and w in single_year:
                 # one calendar year holds every unit: the whole range is that year's rows
                 key = {"period_start": start, "period_end": part.day.max(), "period_grain": "all"}
                 got = tuple([{**row, **key} for row in rows] for rows in single_year[w])
             else:
-                got = grain_rows(part, w, grain, start, cache, int(cache_through))
+                got = _grain_rows_in_batches(part, w, grain, start, cache, int(cache_through))
             if grain == "year" and part.day.dt.year().n_unique() == 1:
                 single_year[w] = got
             lift_rows.extend(got[0])
@@ -690,9 +886,8 @@ def visitor_day_rows(units: VisitorDays, windows: tuple[int, ...], start: date, 
 def _balance(
     key: dict[str, Any], x: np.ndarray, names: list[str], t: np.ndarray, weights: np.ndarray
 ) -> list[dict[str, Any]]:
-    kept = weights > 0
     before = ls.smd_columns(x, t)
-    after = ls.smd_columns(x[kept], t[kept], weights[kept])
+    after = ls.smd_columns(x, t, weights, keep=weights > 0)
     period = {k: key[k] for k in ("period_start", "period_end", "period_grain", "window_days")}
     return [
         {

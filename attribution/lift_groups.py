@@ -21,7 +21,7 @@ cluster of segment ``all`` in the same period.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -77,15 +77,17 @@ def clusters_of(
     if len(key):
         start[0] = True
         np.not_equal(key[1:], key[:-1], out=start[1:])
-    cluster = np.cumsum(start) - 1
+    # positions and numbers below 2**31 are kept as int32: half the memory per member
+    index = np.int32 if len(dimension.codes) < 2**31 else np.int64
+    cluster = (np.cumsum(start) - 1).astype(index)
     first = key[start]
     groups = n_periods * n_levels
     return Clusters(
         dimension=dimension,
-        members=members,
+        members=members.astype(index),
         cluster=cluster,
         cluster_group=first % groups,
-        member_group=key % groups,
+        member_group=(key % groups).astype(np.int64 if groups >= 2**31 else index),
         n_groups=groups,
         user_period=first // n_levels,
     )
@@ -229,7 +231,10 @@ def group_stats(
                 ratio,
             )
             variances.append(np.bincount(g, weights=(a - b) ** 2, minlength=c.n_groups))
-        return GroupStats(c, engaged, comparison, *variances)
+        # per-cluster sums are kept only where treatment attributes will need them: the
+        # comparison side of segment all (computed without ``whole``)
+        kept = comparison if whole is None else _group_sums_only(comparison)
+        return GroupStats(c, _group_sums_only(engaged), kept, *variances)
     if whole is None:
         raise ValueError(f"dimension {c.dimension.name} needs the segment-all statistics")
     n_levels = max(len(c.dimension.levels), 1)
@@ -260,7 +265,13 @@ def group_stats(
         b_period = np.bincount(whole_g, weights=b_whole**2, minlength=whole.clusters.n_groups)
         inside = np.bincount(g, weights=(a - b) ** 2 - b**2, minlength=c.n_groups)
         variances.append(inside + b_period[period_of_group])
-    return GroupStats(c, engaged, comparison, *variances)
+    return GroupStats(c, _group_sums_only(engaged), comparison, *variances)
+
+
+def _group_sums_only(side: Side) -> Side:
+    """Return ``side`` without its per-cluster sums (rows need only the per-group ones)."""
+    empty = np.zeros(0)
+    return replace(side, cw=empty, cwy=empty, cwr=empty)
 
 
 def _ratio(w1: float, w0: float, s1: float, s0: float, variance: float) -> ls.RatioEstimate:

@@ -153,24 +153,45 @@ def weighted_difference(
     return float(m1 - m0), float(math.sqrt((per_cluster**2).sum()))
 
 
+# rows per block of the blockwise matrix products: temporaries of a few MB whatever the rows
+BLOCK_ROWS = 1 << 16
+
+
+def row_blocks(n: int) -> list[slice]:
+    """Return consecutive row slices of at most ``BLOCK_ROWS`` rows covering ``n`` rows."""
+    return [slice(i, min(i + BLOCK_ROWS, n)) for i in range(0, n, BLOCK_ROWS)]
+
+
 def fit_logistic(
     x: np.ndarray, t: np.ndarray, ridge: float = 1e-6, max_iter: int = 50
 ) -> np.ndarray:
     """Return logistic-regression coefficients (first = intercept) fitted by Newton-Raphson.
 
     ``x`` has no intercept column; a tiny ridge penalty keeps separated or constant columns
-    finite.
+    finite. Gradient and Hessian are summed block by block over rows, so memory stays that of
+    ``x`` itself.
     """
-    x1 = np.column_stack([np.ones(len(x)), x])
-    beta = np.zeros(x1.shape[1])
+    k = x.shape[1]
+    beta = np.zeros(k + 1)
     y = np.asarray(t, dtype=float)
-    penalty = ridge * np.eye(x1.shape[1])
+    penalty = ridge * np.eye(k + 1)
     penalty[0, 0] = 0.0
     for _ in range(max_iter):
-        eta = np.clip(x1 @ beta, -30, 30)
-        p = 1 / (1 + np.exp(-eta))
-        grad = x1.T @ (y - p) - penalty @ beta
-        hess = (x1 * (p * (1 - p))[:, None]).T @ x1 + penalty
+        grad = -(penalty @ beta)
+        hess = penalty.copy()
+        for rows in row_blocks(len(x)):
+            xb = x[rows]
+            p = predict_logistic(beta, xb)
+            residual = y[rows] - p
+            v = p * (1 - p)
+            xv = xb * v[:, None]
+            grad[0] += residual.sum()
+            grad[1:] += xb.T @ residual
+            hess[0, 0] += v.sum()
+            column = xv.sum(axis=0)
+            hess[0, 1:] += column
+            hess[1:, 0] += column
+            hess[1:, 1:] += xv.T @ xb
         step = np.linalg.solve(hess, grad)
         beta = beta + step
         if np.max(np.abs(step)) < 1e-8:
@@ -263,17 +284,31 @@ def clustered_mean(
     return mean, mean - Z_95 * se, mean + Z_95 * se
 
 
-def smd_columns(x: np.ndarray, treated: np.ndarray, weights: np.ndarray | None = None) -> list:
-    """Return ``smd`` of every column of ``x`` in one pass over the matrix (None where undefined)."""
-    x = np.asarray(x, dtype=float)
+def smd_columns(
+    x: np.ndarray,
+    treated: np.ndarray,
+    weights: np.ndarray | None = None,
+    keep: np.ndarray | None = None,
+) -> list:
+    """Return ``smd`` of every column of ``x`` over the rows where ``keep`` (default all), None
+    where undefined. No copy of ``x``: sums are matrix-vector products and, for the variances,
+    blocks of rows."""
     t = np.asarray(treated, dtype=bool)
-    if t.sum() < 2 or (~t).sum() < 2:
+    kept = np.ones(len(t), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    in_t, in_c = (t & kept).astype(float), (~t & kept).astype(float)
+    n_t, n_c = in_t.sum(), in_c.sum()
+    if n_t < 2 or n_c < 2:
         return [None] * x.shape[1]
     w = np.ones(len(t)) if weights is None else np.asarray(weights, dtype=float)
-    xt, xc = x[t], x[~t]
-    mean_t = (w[t] @ xt) / w[t].sum()
-    mean_c = (w[~t] @ xc) / w[~t].sum()
-    pooled = np.sqrt((xt.var(axis=0, ddof=1) + xc.var(axis=0, ddof=1)) / 2)
+    mean_t = ((w * in_t) @ x) / (w * in_t).sum()
+    mean_c = ((w * in_c) @ x) / (w * in_c).sum()
+    # unweighted variances of each side (ddof 1), two passes
+    plain_t, plain_c = (in_t @ x) / n_t, (in_c @ x) / n_c
+    squares_t, squares_c = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    for rows in row_blocks(len(x)):
+        squares_t += in_t[rows] @ (x[rows] - plain_t) ** 2
+        squares_c += in_c[rows] @ (x[rows] - plain_c) ** 2
+    pooled = np.sqrt((squares_t / (n_t - 1) + squares_c / (n_c - 1)) / 2)
     out: list[float | None] = []
     for mt, mc, sd in zip(mean_t.tolist(), mean_c.tolist(), pooled.tolist(), strict=True):
         if sd == 0:

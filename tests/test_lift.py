@@ -7,7 +7,11 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import duckdb
+import numpy as np
+import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tables import build, empty_warehouse, insert, rows
 from tables import order_row as order
 from tables import visit_row as visit
@@ -439,3 +443,61 @@ def test_fits_shared_across_windows_equal_fits_of_each_window_alone(tmp_path_fac
         seven = [row for row in shared if row["window_days"] == 7]
         assert seven and window_7(seven) == window_7(single)
     assert any(row["method"] == "adjusted" for row in alone[0])
+
+
+def test_visitor_days_loaded_in_chunks_equal_one_query(tmp_path_factory):
+    """Units queried chunk by chunk (whole users per chunk) are the same arrays, in the same
+    order, as one query over every user; and so are the rows computed from them."""
+    from report_warehouse import report_warehouse
+
+    from attribution.build_window import data_date_range
+    from attribution.lift import load_visitor_days, visitor_day_rows
+
+    con = duckdb.connect(str(report_warehouse(tmp_path_factory)), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    start, end = data_date_range(con)
+    whole = load_visitor_days(con, start, end, (1, 7), units_per_chunk=10**9)
+    chunked = load_visitor_days(con, start, end, (1, 7), units_per_chunk=97)
+    assert len(whole.user) > 10 * 97  # really several chunks
+    for name in ("user", "ordinal", "engaged", "holdout", "covariates"):
+        assert np.array_equal(getattr(whole, name), getattr(chunked, name)), name
+    for (name, codes, levels), (name2, codes2, levels2) in zip(
+        whole.design_dims, chunked.design_dims, strict=True
+    ):
+        assert (name, levels) == (name2, levels2) and np.array_equal(codes, codes2)
+    for dim, dim2 in zip(whole.dims, chunked.dims, strict=True):
+        assert (dim.name, dim.levels) == (dim2.name, dim2.levels)
+        assert np.array_equal(dim.codes, dim2.codes)
+    for w in (1, 7):
+        for a, b in zip(whole.outcomes[w], chunked.outcomes[w], strict=True):
+            assert np.array_equal(a, b)
+    assert visitor_day_rows(whole, (7,), start, end) == visitor_day_rows(chunked, (7,), start, end)
+
+
+@given(
+    st.lists(st.lists(st.sampled_from(["b", "a", "ü", "c", None]), max_size=8), max_size=6),
+    st.sampled_from([None, "unknown", "a"]),
+)
+def test_level_codes_filled_chunk_by_chunk_equal_codes_of_the_whole_column(chunks, fill):
+    from attribution.lift import _LevelCodes, level_codes
+
+    values = [v for chunk in chunks for v in chunk]
+    coder, at = _LevelCodes(len(values)), 0
+    for chunk in chunks:
+        coder.put(at, pl.Series(chunk, dtype=pl.Utf8))
+        at += len(chunk)
+    codes, levels = coder.sorted(fill)
+    expected_codes, expected_levels = level_codes(pl.Series(values, dtype=pl.Utf8), fill)
+    assert levels == expected_levels
+    assert codes.tolist() == expected_codes.tolist()
+
+
+@given(st.lists(st.integers(1, 9), max_size=40), st.integers(1, 20))
+def test_chunks_cover_every_user_once_within_the_size(per_user, per_chunk):
+    from attribution.lift import _chunk_bounds
+
+    bounds = _chunk_bounds(np.array(per_user, dtype=np.int64), per_chunk)
+    assert [lo for lo, _ in bounds] == [0, *(hi for _, hi in bounds[:-1])][: len(bounds)]
+    assert (bounds[-1][1] if bounds else 0) == len(per_user)
+    for lo, hi in bounds:
+        assert hi - lo == 1 or sum(per_user[lo:hi]) <= per_chunk
