@@ -89,7 +89,11 @@ def growth(values: list[float]) -> dict[str, Any]:
         "mean": round(mean, 3),
         "slope_per_night": round(per_night, 4),
         "growth_over_nights": round(over_series, 3),
-        "verdict": "flat" if abs(over_series) < FLAT else "grows",
+        "verdict": "grows"
+        if over_series >= FLAT
+        else "shrinks"
+        if over_series <= -FLAT
+        else "flat",
     }
 
 
@@ -161,7 +165,19 @@ def run_nights(args: argparse.Namespace, code_dir: str | None) -> dict[str, Any]
         nights.append(night(f"night-{index:02d}-{day}", day))
     figures["nights"] = nights
     figures["verdict"] = verdict(nights)
+    figures["nightly_share_of_full"] = share_of_full(figures["full"], nights)
     return figures
+
+
+def share_of_full(full: dict[str, Any], nights: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean nightly seconds of each stage / the full run's: about 1 for a stage that recomputes
+    the whole history every night (its nightly cost grows with the history), far below 1 for
+    one that restates a bounded window."""
+    return {
+        stage: round(sum(n["stage_seconds"].get(stage, 0.0) for n in nights) / len(nights) / s, 3)
+        for stage, s in sorted(full["stage_seconds"].items())
+        if s
+    }
 
 
 def print_verdict(figures: dict[str, Any]) -> None:
@@ -176,6 +192,8 @@ def print_verdict(figures: dict[str, Any]) -> None:
         g = v[name]
         print(f"  {name:<12} mean {g['mean']:10,.0f}  growth {g['growth_over_nights']:+.1%}")
     print(f"  data (rows of every table) grew {v['data_growth_over_nights']:+.1%} over the nights")
+    print("mean nightly seconds / the full run's (about 1: the whole history every night):")
+    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in figures["nightly_share_of_full"].items()))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
