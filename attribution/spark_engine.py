@@ -24,6 +24,7 @@ Nothing here runs at import time and pyspark is imported only inside functions.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from sqlglot import exp
 
 from attribution import lake as lk
 from attribution.config import Settings
+from attribution.pipeline import BUILD_LAYERS, KPI_LAYERS
 from attribution.warehouse import (
     Model,
     bound_parameters,
@@ -48,8 +50,6 @@ from attribution.warehouse import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-BUILD_LAYERS: tuple[str, ...] = ("staging", "intermediate", "marts")
-KPI_LAYERS: tuple[str, ...] = ("kpi",)
 DATA_DRIVEN_TABLE = "fct_attribution_by_touch_type"
 LIFT_TABLES: tuple[str, ...] = ("fct_conversion_lift", "fct_lift_balance", "fct_lift_overlap")
 DEFAULT_MASTER = "local[2]"
@@ -537,3 +537,49 @@ def run_spark_pipeline(
 def not_produced_lines(spark_summary: Mapping[str, Any]) -> list[str]:
     """Return one line per table or output the Spark run did not produce, with the reason."""
     return [f"not produced: {what}: {why}" for what, why in spark_summary["not_produced"].items()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """spark-submit entry: build every table from the raw tables already in the lake.
+
+    ``spark-submit [cluster options] attribution/spark_engine.py --lake URI --start D --end D``
+    (docs/spark.md). Prints the build as JSON; exit code 1 when an audit finds offending rows.
+    """
+    import argparse
+    import json
+
+    from attribution.config import load_settings
+
+    parser = argparse.ArgumentParser(description="Build every table on Spark into the lake.")
+    parser.add_argument("--lake", required=True, help="lake root: a folder, s3://, abfss://...")
+    parser.add_argument("--start", required=True, type=date.fromisoformat, help="first day")
+    parser.add_argument("--end", required=True, type=date.fromisoformat, help="last day")
+    parser.add_argument("--master", default=None, help="default: the one spark-submit gives")
+    parser.add_argument("--no-audits", action="store_true", help="skip sql/audits")
+    args = parser.parse_args(argv)
+    from pyspark.sql import SparkSession
+
+    own = SparkSession.getActiveSession() is None  # a notebook's or job's session stays up
+    spark = spark_session(args.master)
+    try:
+        build = build_on_spark(
+            spark,
+            args.lake,
+            load_settings(),
+            args.start,
+            args.end,
+            audits=not args.no_audits,
+            progress=print,
+        )
+    finally:
+        if own:
+            spark.stop()
+    summary = build.as_json()
+    for line in not_produced_lines(summary):
+        print(line, file=sys.stderr)
+    print(json.dumps(summary, indent=2))
+    return 1 if any(build.audits.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
