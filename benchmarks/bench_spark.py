@@ -236,9 +236,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     print(f"ingest {landing} ...", flush=True)
     with Watch() as watch:
-        PipelineRun(
+        run = PipelineRun(
             settings, landing_dir=landing, warehouse_path=warehouse, expectations=False
-        ).ingest()
+        )
+        run.ingest()
+        run.succeed()
+        run.record()  # releases the warehouse's run lock
     figures["ingest"] = watch.figures()
     span = data_span(warehouse)
     assert span is not None, "nothing ingested"

@@ -290,3 +290,13 @@ def test_cli_engine_spark_needs_a_lake(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--lake" in result.output
+
+
+def test_flow_engine_parameter_is_checked(tmp_path: Path) -> None:
+    from flows.pipeline import pipeline_flow
+
+    paths = {"landing_dir": str(tmp_path), "warehouse_path": str(tmp_path / "w.duckdb")}
+    with pytest.raises(ValueError, match="needs a lake"):
+        pipeline_flow.fn(**paths, engine="spark")
+    with pytest.raises(ValueError, match="use duckdb or spark"):
+        pipeline_flow.fn(**paths, engine="flink")
