@@ -19,12 +19,13 @@ import contextlib
 import csv
 import gzip
 import hashlib
+import io
 import json
 import re
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -457,6 +458,7 @@ class _Staged:
     join_col: str  # expression on alias i equal to the 1-based row number
     not_object_expr: str = "FALSE"
     extra_names_expr: str | None = None  # VARCHAR[] of the row's non-contract column names
+    malformed_col: str | None = None  # _T_IN column: why a record could not be parsed (or NULL)
     raw_params: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -465,7 +467,8 @@ def _raw_sql(staged: _Staged, *, pseudonymised: bool) -> str:
 
     Only contract columns are kept, with the names of any other columns under
     ``_extra_columns`` (an unknown column may hold free text, e.g. a query); a JSON line that is
-    not an object keeps only its type. Pseudonymised: ``user_id`` is the row's pseudonym."""
+    not an object keeps only its type, a malformed record only why. Pseudonymised: ``user_id``
+    is the row's pseudonym."""
     fields = ", ".join(
         f"{key}, {'c.' + _q('user_id') if pseudonymised and col == 'user_id' else expr}"
         for col, key, expr in staged.raw_fields
@@ -480,6 +483,9 @@ def _raw_sql(staged: _Staged, *, pseudonymised: bool) -> str:
     if staged.not_object_expr != "FALSE":
         not_object = staged.not_object_expr.replace("_raw", "i._raw")
         obj = f"CASE WHEN {not_object} THEN json_object('_not_an_object', json_type(i._raw)) ELSE {obj} END"
+    if staged.malformed_col is not None:
+        why = f"i.{_q(staged.malformed_col)}"
+        obj = f"CASE WHEN {why} IS NOT NULL THEN json_object('_malformed', {why}) ELSE {obj} END"
     return obj
 
 
@@ -619,9 +625,22 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, lf: LandingFile, source: Source
             compression = {_lit("gzip" if lf.compressed else "none")})""",
         {"path": str(lf.path), "paths": [f"$.{c.name}" for c in source.columns]},
     )
+    return _jsonl_staged(con, lf, source, row_expr="rowid + 1")
+
+
+def _jsonl_staged(
+    con: duckdb.DuckDBPyConnection,
+    lf: LandingFile,
+    source: Source,
+    *,
+    row_expr: str,
+    malformed: str | None = None,
+) -> _Staged:
+    """Addressing of a staged JSON lines file (_raw, _v); a required key that no record has
+    stops the file."""
     required = source.required_columns
     counts = con.execute(
-        "SELECT count(*), "
+        "SELECT count(_raw), "
         + ", ".join(f"count(*) FILTER (json_exists(_raw, {_lit('$.' + c)}))" for c in required)
         + f" FROM {_T_IN}"
     ).fetchone()
@@ -635,16 +654,155 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, lf: LandingFile, source: Source
             )
     names = source.column_names
     return _Staged(
-        row_expr="rowid + 1",
+        row_expr=row_expr,
         text_exprs={c: f"_v[{i}]" for i, c in enumerate(names, start=1)},
         raw_fields=tuple((c, _lit(c), f"json_extract(i._raw, {_lit('$.' + c)})") for c in names),
-        join_col="rowid + 1",
+        join_col=row_expr,
         not_object_expr="json_type(_raw) IS DISTINCT FROM 'OBJECT'",
         extra_names_expr=f"list_filter(json_keys(i._raw), lambda k: k NOT IN {_in_list(names)})",
+        malformed_col=malformed,
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Files with malformed records: read again record by record in Python, bad records quarantined
+# --------------------------------------------------------------------------------------------
+
+MALFORMED_RULE = "malformed_record"
+_MALFORMED_COL = "__malformed"
+_T_RECORDS = "_ingest_records"  # a registered Arrow batch of records
+_T_LINES = "_ingest_lines"  # JSON lines as text, before they are typed as JSON
+_RECORD_BATCH = 100_000
+_MAX_FIELD_CHARS = 256 * 1024 * 1024
+# DuckDB errors that concern single records (the Python reader then quarantines them).
+_CSV_RECORD_ERRORS = ("CSV Error on Line",)
+_JSON_RECORD_ERRORS = ("Malformed JSON", "maximum_object_size", "invalid UTF-8")
+
+
+def _append_records(
+    con: duckdb.DuckDBPyConnection, columns: dict[str, list], *, first: bool, table: str = _T_IN
+) -> None:
+    """Create (first batch) or extend ``table`` with a batch of records given as text columns."""
+    import pyarrow as pa  # only on this fallback path
+
+    schema = pa.schema(
+        [(_ROW_COL, pa.int64())] + [(name, pa.string()) for name in list(columns)[1:]]
+    )
+    con.register(_T_RECORDS, pa.table(columns, schema=schema))
+    try:
+        if first:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {_T_RECORDS}")
+        else:
+            con.execute(f"INSERT INTO {table} SELECT * FROM {_T_RECORDS}")
+    finally:
+        con.unregister(_T_RECORDS)
+
+
+def _stage_csv_records(con: duckdb.DuckDBPyConnection, lf: LandingFile, source: Source) -> _Staged:
+    """Stage a CSV file record by record: a record with another number of fields than the
+    header, or with bytes that are not UTF-8, is kept as a malformed record (quarantined)."""
+    names = _csv_header(lf.path, lf.compressed, lf.rel)
+    found = _match_columns(source, names, lf.rel)
+    keys = [_ROW_COL] + [f"c{i}" for i in range(len(names))] + [_MALFORMED_COL]
+    columns: dict[str, list] = {key: [] for key in keys}
+    first, number, line = True, 0, 1
+    limit = csv.field_size_limit()
+    csv.field_size_limit(_MAX_FIELD_CHARS)  # process-wide: restored below
+    try:
+        with (
+            _open_bytes(lf.path, lf.compressed) as raw,
+            io.TextIOWrapper(
+                raw, encoding="utf-8-sig", errors="surrogateescape", newline=""
+            ) as text,
+        ):
+            reader = csv.reader(text, strict=True)
+            next(reader, None)  # the header
+            while True:
+                line = reader.line_num + 1
+                try:
+                    record = next(reader, None)
+                except csv.Error as exc:
+                    raise IngestError(
+                        f"{lf.rel}: the record from line {line} cannot be read: {exc}"
+                    ) from exc
+                if record is None:
+                    break
+                if not record:  # a blank line is not a record
+                    continue
+                number += 1
+                problem = None
+                if len(record) != len(names):
+                    problem = f"line {line}: expected {len(names)} fields, found {len(record)}"
+                else:
+                    try:
+                        "".join(record).encode("utf-8")
+                    except UnicodeEncodeError:
+                        problem = f"line {line}: not valid UTF-8"
+                columns[_ROW_COL].append(number)
+                for i in range(len(names)):
+                    columns[f"c{i}"].append(None if problem else record[i])
+                columns[_MALFORMED_COL].append(problem)
+                if len(columns[_ROW_COL]) >= _RECORD_BATCH:
+                    _append_records(con, columns, first=first)
+                    first, columns = False, {key: [] for key in keys}
+    except (OSError, EOFError, zlib.error) as exc:
+        raise IngestError(f"{lf.rel}: cannot read the file: {exc}") from exc
+    finally:
+        csv.field_size_limit(limit)
+    if first or columns[_ROW_COL]:
+        _append_records(con, columns, first=first)
+    return replace(_positional(names, found, row_expr=_ROW_COL), malformed_col=_MALFORMED_COL)
+
+
+def _stage_jsonl_records(
+    con: duckdb.DuckDBPyConnection, lf: LandingFile, source: Source
+) -> _Staged:
+    """Stage a JSON lines file line by line: a line that is not valid UTF-8 or not valid JSON
+    is kept as a malformed record (quarantined); blank lines are not records."""
+    keys = [_ROW_COL, "_text", _MALFORMED_COL]
+    columns: dict[str, list] = {key: [] for key in keys}
+    first, number = True, 0
+    try:
+        with _open_bytes(lf.path, lf.compressed) as fh:
+            for line, data in enumerate(fh, start=1):
+                if not data.strip():
+                    continue
+                number += 1
+                text, problem = None, None
+                try:
+                    text = data.decode("utf-8")
+                    json.loads(text)
+                except UnicodeDecodeError:
+                    text, problem = None, f"line {line}: not valid UTF-8"
+                except json.JSONDecodeError as exc:
+                    text = None
+                    problem = f"line {line}: malformed JSON ({exc.msg} at character {exc.pos + 1})"
+                columns[_ROW_COL].append(number)
+                columns["_text"].append(text)
+                columns[_MALFORMED_COL].append(problem)
+                if len(columns[_ROW_COL]) >= _RECORD_BATCH:
+                    _append_records(con, columns, first=first, table=_T_LINES)
+                    first, columns = False, {key: [] for key in keys}
+    except (OSError, EOFError, zlib.error) as exc:
+        raise IngestError(f"{lf.rel}: cannot read the file: {exc}") from exc
+    if first or columns[_ROW_COL]:
+        _append_records(con, columns, first=first, table=_T_LINES)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {_T_IN} AS
+        SELECT {_ROW_COL}, CAST(_text AS JSON) AS _raw,
+               json_extract_string(CAST(_text AS JSON), $paths) AS _v, {_MALFORMED_COL}
+        FROM {_T_LINES}""",
+        {"paths": [f"$.{c.name}" for c in source.columns]},
+    )
+    con.execute(f"DROP TABLE {_T_LINES}")
+    return _jsonl_staged(con, lf, source, row_expr=_ROW_COL, malformed=_MALFORMED_COL)
+
+
 _STAGERS = {"csv": _stage_csv, "parquet": _stage_parquet, "jsonl": _stage_jsonl}
+_RECORD_STAGERS = {
+    "csv": (_stage_csv_records, _CSV_RECORD_ERRORS),
+    "jsonl": (_stage_jsonl_records, _JSON_RECORD_ERRORS),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -772,7 +930,7 @@ def _final_expr(source: Source, col: Column, v: str) -> str:
 def rule_names(source: Source, settings: Settings | None = None) -> list[str]:
     """Every rule a row of ``source`` can break, in the order they are checked."""
     settings = settings or Settings()
-    names = ["not_an_object"]
+    names = [MALFORMED_RULE, "not_an_object"]
     for col in source.columns:
         names += [r for _, r in _column_rules(source, col, "t", "v", settings)]
     if source.name == "orders":
@@ -791,7 +949,13 @@ def _check_sql(source: Source, staged: _Staged, settings: Settings) -> str:
         f"{_typed_expr(col, _q('t_' + col.name))} AS {_q('v_' + col.name)}"
         for col in source.columns
     ]
-    conditions: list[tuple[str, str]] = [("_not_object", "not_an_object")]
+    malformed = (
+        f"{_q(staged.malformed_col)} IS NOT NULL" if staged.malformed_col is not None else "FALSE"
+    )
+    conditions: list[tuple[str, str]] = [
+        ("_malformed", MALFORMED_RULE),
+        ("_not_object", "not_an_object"),
+    ]
     for col in source.columns:
         conditions += _column_rules(source, col, _q("t_" + col.name), _q("v_" + col.name), settings)
     if source.name == "orders":
@@ -810,6 +974,7 @@ def _check_sql(source: Source, staged: _Staged, settings: Settings) -> str:
             SELECT *, {", ".join(typed_cols)}
             FROM (
                 SELECT {staged.row_expr} AS _row, {staged.not_object_expr} AS _not_object,
+                       {malformed} AS _malformed,
                        {", ".join(text_cols)}
                 FROM {_T_IN}
             ) AS txt
@@ -904,7 +1069,7 @@ def _utc_naive(moment: datetime) -> datetime:
 
 
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
-    for table in (_T_IN, _T_CHK, _T_DUP):
+    for table in (_T_IN, _T_CHK, _T_DUP, _T_LINES):
         con.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 
@@ -929,25 +1094,6 @@ def _record_file(
     )
 
 
-def _first_bad_json_line(lf: LandingFile) -> str | None:
-    """Return "line N: why" for the first line of a JSON lines file that is not valid UTF-8 JSON
-    (blank lines skipped), or None if every line is; only called after DuckDB failed."""
-    try:
-        with _open_bytes(lf.path, lf.compressed) as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    json.loads(line.decode("utf-8"))
-                except UnicodeDecodeError as exc:
-                    return f"line {number} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-                except json.JSONDecodeError as exc:
-                    return f"line {number} is malformed JSON ({exc.msg} at character {exc.pos + 1})"
-    except (OSError, EOFError, zlib.error):
-        return None
-    return None
-
-
 def _stage(con: duckdb.DuckDBPyConnection, lf: LandingFile) -> _Staged:
     """Read the file into the temp table _T_IN (outside the file's transaction: row ids of a
     committed table are its 0-based insertion positions, which gives the row numbers)."""
@@ -956,10 +1102,15 @@ def _stage(con: duckdb.DuckDBPyConnection, lf: LandingFile) -> _Staged:
     except IngestError:
         raise
     except (duckdb.Error, OSError, UnicodeDecodeError) as exc:
-        # DuckDB's JSON messages count lines differently; name the line ourselves.
-        where = _first_bad_json_line(lf) if lf.fmt == "jsonl" else None
-        reason = where or _short(exc)
-        raise IngestError(f"{lf.rel}: cannot read the file as {lf.fmt}: {reason}") from exc
+        fallback, record_errors = _RECORD_STAGERS.get(lf.fmt, (None, ()))
+        if fallback is not None and any(marker in str(exc) for marker in record_errors):
+            try:
+                return fallback(con, lf, SOURCES[lf.source])
+            except duckdb.Error as again:
+                raise IngestError(
+                    f"{lf.rel}: cannot read the file as {lf.fmt}: {_short(again)}"
+                ) from again
+        raise IngestError(f"{lf.rel}: cannot read the file as {lf.fmt}: {_short(exc)}") from exc
 
 
 def _load_one(

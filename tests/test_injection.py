@@ -267,7 +267,7 @@ REVIEWED: dict[tuple[str, str], tuple[frozenset[str], str]] = {
         frozenset({"i", "casts"}),
         "positional column numbers; file column names only through _q",
     ),
-    ("ingest.py", "_stage_jsonl"): (
+    ("ingest.py", "_jsonl_staged"): (
         frozenset(
             {
                 "', '.join((f\"count(*) FILTER (json_exists(_raw, {_lit('$.' + c)}))\" "
@@ -278,6 +278,10 @@ REVIEWED: dict[tuple[str, str], tuple[frozenset[str], str]] = {
         "contract column names of a source from contract.SOURCES",
     ),
     ("ingest.py", "_load_one"): (frozenset({"staged.join_col"}), "a _Staged row expression"),
+    ("ingest.py", "_append_records"): (
+        frozenset({"table"}),
+        "one of the module's temp table names (_T_IN, _T_LINES)",
+    ),
     ("lake.py", "register_duckdb_views"): (
         frozenset({"table"}),
         "lake table names from lake.RAW_TABLE_DAYS and the model list",
