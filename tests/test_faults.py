@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
-from cli_child import Place, run_cli
+from cli_child import Place, run_cli, start_cli
 from warehouse_diff import table_changes
 
 from attribution.contract import SOURCES
@@ -102,6 +104,7 @@ class Scenario:
     landing: Path
     base: Place  # a backfill of FIRST .. BASE_END, report published
     reference: Place  # base + the night, uninterrupted
+    night_seconds: float  # how long the uninterrupted night took in a child process
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +117,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     base = Place.at(root / "base")
     run(landing, base, FIRST, BASE_END)
     reference = base.copy_to(root / "reference")
-    run(landing, reference, NIGHT)
-    return Scenario(landing, base, reference)
+    started = time.monotonic()
+    night = run_cli(landing, reference, *night_args())
+    assert night.returncode == 0, night.stderr[-3000:]
+    return Scenario(landing, base, reference, time.monotonic() - started)
 
 
 def is_published(name: str) -> bool:
@@ -223,6 +228,36 @@ def test_a_night_killed_anywhere_reruns_to_the_uninterrupted_tables(
     ]
     assert abandoned_temporaries(place) == []
     assert lock_path(place.warehouse).read_text() == ""  # released by the rerun
+
+
+@pytest.mark.parametrize("share", [0.5, 0.8])
+def test_a_night_killed_at_an_arbitrary_moment_reruns_to_the_uninterrupted_tables(
+    share: float, scenario: Scenario, tmp_path: Path
+) -> None:
+    """SIGKILL from outside after this share of an uninterrupted night's time: wherever it
+    lands (DuckDB writing its WAL or a checkpoint, Python between checkpoints, or after the end),
+    the published tables and the report are the previous ones or the new ones, and the rerun
+    gives the uninterrupted tables."""
+    place = scenario.base.copy_to(tmp_path / "case")
+    child = start_cli(scenario.landing, place, *night_args())
+    try:
+        child.wait(timeout=share * scenario.night_seconds)
+    except subprocess.TimeoutExpired:
+        os.kill(child.pid, signal.SIGKILL)
+    child.communicate()
+    assert child.returncode in (0, -signal.SIGKILL)
+
+    old, new = scenario.base, scenario.reference
+    assert {} in (
+        published_changes(old.warehouse, place.warehouse),
+        published_changes(new.warehouse, place.warehouse),
+    )
+    assert report_state(place.report) in (report_state(old.report), report_state(new.report))
+    run(scenario.landing, place, NIGHT)
+    assert table_changes(new.warehouse, place.warehouse) == {}
+    assert report_state(place.report) == report_state(new.report)
+    assert_bookkeeping_consistent(place.warehouse)
+    assert abandoned_temporaries(place) == []
 
 
 @pytest.mark.parametrize("fault", ["ingest:file"])
