@@ -402,11 +402,15 @@ def report(
         raise typer.Exit(2)
     from attribution.pipeline import report_json
     from attribution.report import write_report
+    from attribution.run_lock import EXIT_BUSY, WarehouseBusy
 
     try:
         result = report_json(
             write_report(settings.warehouse_path, settings.report_dir, settings, period=period)
         )
+    except WarehouseBusy as exc:  # a run is writing the warehouse: try again later
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_BUSY) from exc
     except (FileNotFoundError, ValueError) as exc:
         errors.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -553,14 +557,20 @@ def notebooks(
 
 
 def _open_warehouse(warehouse: Path | None):  # -> duckdb.DuckDBPyConnection (lazy import)
-    """Return a read-only connection to the configured warehouse, or exit 2 if it is missing."""
+    """Return a read-only connection to the configured warehouse, or exit 2 if it is missing
+    (75 if a run is writing it)."""
+    from attribution.run_lock import EXIT_BUSY, WarehouseBusy
     from attribution.warehouse import connect
 
     settings = _settings(warehouse_path=warehouse)
     if not settings.warehouse_path.is_file():
         errors.print(f"[red]Warehouse not found:[/red] {settings.warehouse_path}")
         raise typer.Exit(2)
-    return connect(settings.warehouse_path, read_only=True)
+    try:
+        return connect(settings.warehouse_path, read_only=True)
+    except WarehouseBusy as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_BUSY) from exc
 
 
 @app.command()

@@ -137,13 +137,17 @@ def test_a_warehouse_kept_open_by_another_process_is_a_clear_refusal(tiny) -> No
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "open\n"
         refused = run_cli(landing, place, "run")
+        report = [sys.executable, "-m", "attribution.cli", "report"]
+        report += ["--warehouse", str(place.warehouse), "--out", str(place.report)]
+        refused_report = subprocess.run(report, capture_output=True, text=True, timeout=300)
     finally:
         holder.kill()
         holder.wait()
-    assert refused.returncode == EXIT_BUSY
-    message = " ".join(refused.stderr.split())
-    assert f"warehouse {place.warehouse} is in use by another process" in message
-    assert f"PID {holder.pid}" in message
+    for result in (refused, refused_report):
+        assert result.returncode == EXIT_BUSY, result.stderr
+        message = " ".join(result.stderr.split())
+        assert f"warehouse {place.warehouse} is in use by another process" in message
+        assert f"PID {holder.pid}" in message
 
 
 def test_run_lock_in_one_process(tmp_path: Path) -> None:
