@@ -306,7 +306,7 @@ def _node_violations(node: exp.Expr, list_aliases: set[str]) -> Iterator[tuple[s
     elif isinstance(node, exp.Ordered) and not node.meta.get("explicit_nulls"):
         yield "implicit-null-order", node
     elif isinstance(node, exp.Window):
-        if isinstance(node.this, _ORDER_DEPENDENT_WINDOWS) and not node.args.get("order"):
+        if isinstance(node.this, _ORDER_DEPENDENT_WINDOWS) and not _window_order(node):
             yield "window-without-order", node
     elif isinstance(node, _APPROXIMATE) or (
         isinstance(node, exp.Anonymous) and node.name.lower().startswith("approx")
@@ -347,6 +347,18 @@ def _node_violations(node: exp.Expr, list_aliases: set[str]) -> Iterator[tuple[s
 _DATE_OR_TIME = frozenset(
     {exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPNTZ}
 )
+
+
+def _window_order(window: exp.Window) -> exp.Expr | None:
+    """The window's ORDER BY, or that of the named window (WINDOW w AS (...)) it refers to."""
+    if window.args.get("order") or window.args.get("alias") is None:
+        return window.args.get("order")
+    select = window.find_ancestor(exp.Select)
+    name = window.args["alias"].name
+    for named in (select.args.get("windows") or []) if select else []:
+        if named.this.name == name:
+            return named.args.get("order")
+    return None
 
 
 def _date_diff_violations(node: exp.DateDiff) -> Iterator[tuple[str, exp.Expr]]:

@@ -73,6 +73,11 @@ CASES: list[tuple[str, str, str]] = [
         "select cast(revenue as double) / nullif(n, 0) from t",
     ),
     ("unguarded-division", "select 1e0 / n from t", "select 1e0 / nullif(n, 0) from t"),
+    (
+        "unguarded-division",
+        "select 1e0 / nullif(n, 1) from t",
+        "select 1e0 / nullif(n, 0e0) from t",
+    ),
     ("integer-division", "select a // 2 from t", "select floor(a / 2e0) from t"),
     (
         "implicit-null-order",
@@ -88,6 +93,11 @@ CASES: list[tuple[str, str, str]] = [
         "window-without-order",
         "select row_number() over (partition by k) from t",
         "select row_number() over (partition by k order by a nulls last) from t",
+    ),
+    (
+        "window-without-order",
+        "select lag(a) over w from t window w as (partition by k)",
+        "select lag(a) over w from t window w as (partition by k order by a nulls last)",
     ),
     ("approximate-aggregate", "select median(x) from t", "select avg(x) from t"),
     (
