@@ -81,6 +81,7 @@ RULES: dict[str, str] = {
     "date-trunc-uncast": "date_trunc returns TIMESTAMP on both engines only by accident of "
     "version: cast it (cast(date_trunc('month', d) as date))",
     "qualify": "QUALIFY: filter a ranked CTE in the next CTE instead",
+    "parse-error": "SQLGlot cannot parse the model as DuckDB SQL, so it cannot carry it to Spark",
     "unknown-function": "SQLGlot does not know this function: it is passed to Spark unchanged "
     "and Spark may lack it or mean something else",
 }
@@ -193,7 +194,10 @@ def _parse(sql: str) -> exp.Expr:
 
 def lint_sql(sql: str, name: str = "<sql>") -> list[Finding]:
     """Return every non-portable construct of one DuckDB model (empty: portable)."""
-    tree = _parse(sql)
+    try:
+        tree = _parse(sql)
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as error:
+        return [_parse_failure(error, name)]
     return [
         Finding(
             model=name,
@@ -488,6 +492,18 @@ def _is_list(node: exp.Expr | None, list_aliases: set[str]) -> bool:
 def _fragment(node: exp.Expr, limit: int = 160) -> str:
     text = " ".join(node.sql(dialect="duckdb", comments=False).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _parse_failure(error: Exception, name: str) -> Finding:
+    details = getattr(error, "errors", None) or [{}]
+    line = details[0].get("line")
+    return Finding(
+        model=name,
+        rule="parse-error",
+        message=RULES["parse-error"],
+        fragment=str(error).splitlines()[0][:160],
+        line=int(line) if line else None,
+    )
 
 
 def _line_of(node: exp.Expr, sql: str) -> int | None:

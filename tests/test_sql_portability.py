@@ -160,6 +160,7 @@ CASES: list[tuple[str, str, str]] = [
         "where r = 1",
     ),
     ("unknown-function", "select list_slice(l, 1, 2) from t", "select array_slice(l, 1, 2) from t"),
+    ("parse-error", "select a from t where (a = 1", "select a from t where (a = 1)"),
 ]
 
 
