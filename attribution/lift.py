@@ -1097,8 +1097,8 @@ def write_lift_tables(
             "AND f.window_days = p.window_days"
         )
         con.unregister("_lift_p")
-        _write_frame(con, "fct_lift_balance", pl.DataFrame(balance_rows))
-        _write_frame(con, "fct_lift_overlap", pl.DataFrame(overlap_rows))
+        _write_frame(con, "fct_lift_balance", diagnostics_frame(balance_rows))
+        _write_frame(con, "fct_lift_overlap", diagnostics_frame(overlap_rows))
     return python_rows.height
 
 
@@ -1125,6 +1125,12 @@ def _ensure_lift_columns(con: duckdb.DuckDBPyConnection) -> None:
     for column, dtype in LIFT_COLUMNS.items():
         if column not in existing:
             con.execute(f'ALTER TABLE fct_conversion_lift ADD COLUMN "{column}" {types[dtype]}')
+
+
+def diagnostics_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Return the balance or overlap rows as a frame, column types read from every row (a
+    column that is null in the first rows, e.g. an undefined SMD, still gets its float type)."""
+    return pl.DataFrame(rows, infer_schema_length=None)
 
 
 def _write_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:

@@ -501,3 +501,15 @@ def test_chunks_cover_every_user_once_within_the_size(per_user, per_chunk):
     assert (bounds[-1][1] if bounds else 0) == len(per_user)
     for lo, hi in bounds:
         assert hi - lo == 1 or sum(per_user[lo:hi]) <= per_chunk
+
+
+def test_diagnostics_frame_types_columns_null_in_the_first_rows():
+    """Regression: a small warehouse's balance table had an SMD undefined (None) in its first
+    100 rows and 0.0 later; the frame builder refused it and the whole run failed."""
+    from attribution.lift import diagnostics_frame
+
+    rows = [{"covariate": f"c{i}", "smd_after": None} for i in range(150)]
+    rows.append({"covariate": "late", "smd_after": 0.0})
+    frame = diagnostics_frame(rows)
+    assert frame.schema["smd_after"] == pl.Float64
+    assert frame["smd_after"].to_list()[-1] == 0.0
