@@ -11,7 +11,7 @@ tables ``fct_lift_balance`` and ``fct_lift_overlap``. See docs/lift.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -215,7 +215,8 @@ pre as materialized ({_pre_period_sql("units", "experiment_id", "assigned_at")}
 ),
 outcome as materialized ({_window_outcomes_sql("experiment_id", "assigned_at")}
 )
-select u.user_id, u.experiment_id, u.arm = 'treatment' as is_treatment, u.assigned_date,
+select u.user_id, dense_rank() over (order by u.user_id) - 1 as user_code,
+    u.experiment_id, u.arm = 'treatment' as is_treatment, u.assigned_date,
     o.window_days, o.converted, o.revenue,
     cast(p.pre_orders_28 > 0 as integer) as pre_converted_28, p.pre_revenue_28,
     p.orders_365 > 0 as is_returning_buyer, f.first_marketplace as marketplace,
@@ -423,11 +424,36 @@ def load_units(
     return units, outcomes
 
 
-def load_experiment_units(con: duckdb.DuckDBPyConnection, start: date, end: date) -> pl.DataFrame:
-    """Return one row per (assigned user, experiment, window) with outcome and pre-period."""
+_EXPERIMENT_COLUMNS = (
+    *("user_code", "experiment_id", "is_treatment", "assigned_date", "converted", "revenue"),
+    *("pre_converted_28", "pre_revenue_28", "is_returning_buyer", "marketplace", "channel"),
+)
+
+
+def experiment_units_by_window(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, windows: tuple[int, ...]
+) -> Iterator[tuple[int, pl.DataFrame]]:
+    """Yield (window, one row per assigned user and experiment with that window's outcome and
+    the pre-period), sorted by experiment and user code (dense, in user_id order; the ids stay
+    in DuckDB). The query runs once into a temp table; Python holds one window at a time."""
     if not table_exists(con, "stg_assignments"):
-        return pl.DataFrame()
-    return con.sql(EXPERIMENT_SQL, params={"start_date": start, "end_date": end}).pl()
+        return
+    params = {"start_date": start, "end_date": end}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _lift_experiment AS {EXPERIMENT_SQL}", params)
+    try:
+        for w in windows:
+            yield (
+                w,
+                con.sql(
+                    f"SELECT {', '.join(_EXPERIMENT_COLUMNS)} FROM _lift_experiment "
+                    "WHERE window_days = $w ORDER BY experiment_id, user_code",
+                    params={"w": w},
+                )
+                .pl()
+                .with_columns(pl.lit(w, dtype=pl.Int32).alias("window_days")),
+            )
+    finally:
+        con.execute("DROP TABLE IF EXISTS _lift_experiment")
 
 
 # visitor-days per unit query: DuckDB and Python each hold one chunk's rows at a time
@@ -949,14 +975,11 @@ def experiment_rows(
     for (experiment_id,), per_exp in exp.group_by(["experiment_id"], maintain_order=True):
         share = shares.get(str(experiment_id), DEFAULT_EXPECTED_HOLDOUT_SHARE)
         for w in windows:
+            # clusters are users (one unit per user): ``user_code`` in user order
             complete = per_exp.filter(
                 (pl.col("window_days") == w)
                 & (pl.col("assigned_date") + pl.duration(days=w) <= pl.lit(end))
-            ).sort("user_id")
-            # clusters (one unit per user): codes once per window, for every grain
-            complete = complete.with_columns(
-                (pl.col("user_id").rank("dense").cast(pl.Int64) - 1).alias("user_code")
-            )
+            ).sort("user_code")
             if complete.is_empty():
                 continue
             for grain in GRAINS:
@@ -1059,10 +1082,11 @@ def write_lift_tables(
     windows = tuple(settings.windows_days)
     units = load_visitor_days(con, start, end, windows)
     lift_rows, balance_rows, overlap_rows = visitor_day_rows(units, windows, start, end)
-    exp = load_experiment_units(con, start, end)
+    del units  # the experiments' units come next: one stage's arrays in memory at a time
     shares = dict(expected_holdout_shares(con))
     shares.update(expected_shares or {})
-    lift_rows.extend(experiment_rows(exp, windows, start, end, shares))
+    for w, exp in experiment_units_by_window(con, start, end, windows):
+        lift_rows.extend(experiment_rows(exp, (w,), start, end, shares))
     python_rows = _frame(lift_rows)
 
     sql_rows = _sql_row_p_values(con)
