@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -285,6 +286,12 @@ def _batch_sql(source: Source, limit: int | None) -> str:
 
 def _quiet_gx() -> None:
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    # GX imports pyspark when it is installed (for the Spark engine); pyspark then warns about
+    # pandas 3 on stderr, which a --quiet cron run must not print (stack-notes: the warning
+    # only concerns pyspark's pandas conversions, which the Spark engine does not use)
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
 
 
 def validate_loaded_batches(
