@@ -759,12 +759,16 @@ def _buyer_dimension(returning: np.ndarray) -> lg.Dimension:
     return lg.Dimension("buyer", returning.astype(np.int8), ("new", "returning"))
 
 
+def _everyone(n: int) -> lg.Dimension:
+    """Return the dimension of segment ``all``: every one of ``n`` units at its one level."""
+    return lg.Dimension("all", np.zeros(n, dtype=np.int8), ("all",))
+
+
 def _segment_clusters(
     dims: list[lg.Dimension], user: np.ndarray, period: np.ndarray, n_periods: int
 ) -> list[lg.Clusters]:
     """Return the clusters of segment ``all`` and then of each dimension."""
-    everyone = lg.Dimension("all", np.zeros(len(user), dtype=np.int64), ("all",))
-    return [lg.clusters_of(d, user, period, n_periods) for d in (everyone, *dims)]
+    return [lg.clusters_of(d, user, period, n_periods) for d in (_everyone(len(user)), *dims)]
 
 
 def _segment_stats(
@@ -796,7 +800,7 @@ def grain_rows(
     converted, revenue = units.outcomes[w]
     converted = converted.astype(float)
     methods = (("observed", None), ("adjusted", fits.weights))
-    everyone = lg.Dimension("all", np.zeros(len(units.user), dtype=np.int8), ("all",))
+    everyone = _everyone(len(units.user))
     whole_clusters = lg.clusters_of(everyone, units.user, period, len(bounds))
     whole = {
         method: lg.group_stats(whole_clusters, units.engaged, converted, revenue, weights)

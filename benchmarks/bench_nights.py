@@ -25,23 +25,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench_scale import (
-    ROOT,
     WORKLOADS,
     build_view,
     ensure_generated,
     first_day,
-    machine,
     read_run,
     remove_warehouse,
     run_child,
-    snapshot_code,
+    start_bench,
 )
 
 FLAT = 0.10  # growth over the nights below 10% of the mean: flat
@@ -223,14 +220,7 @@ def main() -> None:
     args = parse_args()
     if not args.png:
         os.environ["ATTRIBUTION_REPORT_PNG"] = "never"  # the children inherit it
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    code_dir = None if args.no_snapshot else snapshot_code(args.workdir)
-    sys.path.insert(0, code_dir or str(ROOT))
-    started = time.perf_counter()
-    figures: dict[str, Any] = {
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": machine(),
-    }
+    code_dir, started, figures = start_bench(args)
     figures.update(run_nights(args, code_dir))
     figures["bench_seconds"] = round(time.perf_counter() - started, 1)
     print_verdict(figures)

@@ -1252,19 +1252,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def start_bench(args: argparse.Namespace) -> tuple[str | None, float, dict[str, Any]]:
+    """Prepare a benchmark run: the workdir, the code snapshot its children import (None with
+    --no-snapshot), the start time, and the figures' header (arguments and machine)."""
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    code_dir = None if args.no_snapshot else snapshot_code(args.workdir)
+    sys.path.insert(0, code_dir or str(ROOT))
+    figures: dict[str, Any] = {
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": machine(),
+    }
+    return code_dir, time.perf_counter(), figures
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         _child_main(sys.argv[2], sys.argv[3])
         return
     args = parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    code_dir = None if args.no_snapshot else snapshot_code(args.workdir)
-    sys.path.insert(0, code_dir or str(ROOT))
-    started = time.perf_counter()
-    figures: dict[str, Any] = {
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": machine(),
-    }
+    code_dir, started, figures = start_bench(args)
     figures.update(run_workload(args, code_dir))
     figures["bench_seconds"] = round(time.perf_counter() - started, 1)
     rows = derive(figures)
