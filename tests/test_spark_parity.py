@@ -281,6 +281,25 @@ def test_ordered_lists_stay_ordered_on_spark(spark: Any) -> None:
     assert got == expected
 
 
+@pytest.mark.spark
+def test_revenue_per_visitor_day_on_a_rounding_boundary_equal_on_spark(spark: Any) -> None:
+    """fct_conversion_lift on tiny inputs whose revenue per visitor-day sits on a 0.0001
+    boundary (tests/rounding_cases.py; 154.43155 was 154.4315 on DuckDB, 154.4316 on Spark
+    before the model rounded in integer arithmetic): the hand-computed values on both engines."""
+    from rounding_cases import RESULT_SQL, SCHEMAS, duckdb_result, expected, input_rows
+    from rounding_cases import model_and_parameters as lift_model
+
+    from attribution.portability import to_spark_sql
+
+    for table, rows in input_rows().items():
+        spark.createDataFrame(rows, SCHEMAS[table]).createOrReplaceTempView(table)
+    sql, parameters = lift_model()
+    spark.sql(to_spark_sql(sql), args=parameters).createOrReplaceTempView("lift")
+    got = {day: (e, c) for day, e, c in spark.sql(RESULT_SQL).collect()}
+    assert got == expected()
+    assert duckdb_result() == expected()
+
+
 def test_cli_engine_spark_needs_a_lake(tmp_path: Path) -> None:
     from attribution.cli import app
 

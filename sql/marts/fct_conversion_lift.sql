@@ -109,7 +109,20 @@ rates as (
             / nullif(conversions_engaged, 0)
             + (1e0 - cast(conversions_comparison as double) / nullif(n_comparison, 0))
             / nullif(conversions_comparison, 0)
-        ) as se_log_ratio
+        ) as se_log_ratio,
+        -- revenue per visitor-day, rounded half away from zero to 0.0001 USD in exact integer
+        -- arithmetic, the same on DuckDB and Spark (a DOUBLE cast to DECIMAL is not: DuckDB
+        -- rounds the binary value, Spark its shortest decimal spelling; docs/spark.md). With
+        -- u = revenue in units of 0.0001 (exact: the sums are DECIMAL with 4 places) and n
+        -- visitor-days, the rounded units are trunc((2u + sign(u) n) / 2n); `numerator -
+        -- numerator % 2n` is a multiple of 2n, so dividing it as DOUBLE is exact (below 2^53:
+        -- revenue under 4.5e11 USD per row). final scales the units by 0.0001 (DECIMAL).
+        2 * cast(revenue_engaged_usd * 10000 as bigint)
+            + case when revenue_engaged_usd < 0 then -n_engaged else n_engaged end
+            as revenue_engaged_halves,
+        2 * cast(revenue_comparison_usd * 10000 as bigint)
+            + case when revenue_comparison_usd < 0 then -n_comparison else n_comparison end
+            as revenue_comparison_halves
     from counts
 ),
 
@@ -139,10 +152,15 @@ final as (
         ) - 1e0 as lift_ci_high,
         cast(revenue_engaged_usd as decimal(18, 4)) as revenue_engaged_usd,
         cast(revenue_comparison_usd as decimal(18, 4)) as revenue_comparison_usd,
-        cast(cast(revenue_engaged_usd as double) / nullif(n_engaged, 0) as decimal(18, 4))
-            as revenue_per_user_engaged_usd,
-        cast(cast(revenue_comparison_usd as double) / nullif(n_comparison, 0) as decimal(18, 4))
-            as revenue_per_user_comparison_usd,
+        cast(cast(
+            cast(revenue_engaged_halves - revenue_engaged_halves % nullif(2 * n_engaged, 0)
+                as double) / nullif(2 * n_engaged, 0) as bigint
+        ) * 0.0001 as decimal(18, 4)) as revenue_per_user_engaged_usd,
+        cast(cast(
+            cast(revenue_comparison_halves
+                - revenue_comparison_halves % nullif(2 * n_comparison, 0) as double)
+            / nullif(2 * n_comparison, 0) as bigint
+        ) * 0.0001 as decimal(18, 4)) as revenue_per_user_comparison_usd,
         cast(null as double) as srm_p_value,
         'delta_log_ratio' as ci_method,
         -- p-values (two-sided, same z as the interval) and their Benjamini-Hochberg adjustment
