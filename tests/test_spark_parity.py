@@ -291,11 +291,12 @@ def test_revenue_per_visitor_day_on_a_rounding_boundary_equal_on_spark(spark: An
 
     from attribution.portability import to_spark_sql
 
+    session = spark.newSession()  # its own temp views: the build's views stay untouched
     for table, rows in input_rows().items():
-        spark.createDataFrame(rows, SCHEMAS[table]).createOrReplaceTempView(table)
+        session.createDataFrame(rows, SCHEMAS[table]).createOrReplaceTempView(table)
     sql, parameters = lift_model()
-    spark.sql(to_spark_sql(sql), args=parameters).createOrReplaceTempView("lift")
-    got = {day: (e, c) for day, e, c in spark.sql(RESULT_SQL).collect()}
+    session.sql(to_spark_sql(sql), args=parameters).createOrReplaceTempView("lift")
+    got = {day: (e, c) for day, e, c in session.sql(RESULT_SQL).collect()}
     assert got == expected()
     assert duckdb_result() == expected()
 
