@@ -12,6 +12,13 @@ how it is written:
   intersects the window ([$start_month, $end_date], ``$start_month`` = first day of the start
   date's month) are replaced; the SELECT must produce exactly those months.
 
+An incremental model may also declare ``-- sliced_by: <table>``: its rows of a day depend only on
+the rows of that day of ``<table>`` (which has the same date column) and on inputs the model
+reads around them (a lookback), so a window can be built as consecutive slices of days, each
+holding at most ``SLICE_ROWS`` rows of ``<table>``, with the same rows as one build. Memory then
+grows with the slice, not with the window (``fct_attribution`` at workload L needs over 2.5 GB of
+DuckDB memory in one piece; docs/performance.md, "Memory").
+
 The pipeline runs every stage of a build inside one outer transaction (``atomic``): the
 transactions opened here then join it, and a failed gate rolls the whole build back.
 
@@ -25,7 +32,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,10 @@ _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _MATERIALIZED = re.compile(
     r"^--\s*materialized:\s*(view|table|incremental\((\w+)(?:,\s*(month))?\))\s*$", re.M
 )
+_SLICED_BY = re.compile(r"^--\s*sliced_by:\s*(\w+)\s*$", re.M)
+# rows of a sliced model's driving table per slice: ~2.6M ledger rows of fct_attribution, well
+# under 1 GB of DuckDB memory (measured at workload L, docs/performance.md "Memory")
+SLICE_ROWS = 250_000
 
 
 def sql_dir() -> Path:
@@ -60,6 +71,7 @@ class Model:
     sql: str
     path: Path
     by_month: bool = False
+    sliced_by: str | None = None  # built in slices of days of this table (see module docstring)
 
     @property
     def grain(self) -> str:
@@ -78,6 +90,9 @@ def load_model(path: Path) -> Model:
         )
     kind = match.group(1)
     date_column = match.group(2)
+    sliced = _SLICED_BY.search(text)
+    if sliced is not None and (date_column is None or match.group(3) == "month"):
+        raise ValueError(f"{path}: only a daily incremental model can be sliced_by a table")
     return Model(
         name=path.stem,
         layer=path.parent.name,
@@ -86,6 +101,7 @@ def load_model(path: Path) -> Model:
         sql=text.strip().rstrip(";"),
         path=path,
         by_month=match.group(3) == "month",
+        sliced_by=sliced.group(1) if sliced else None,
     )
 
 
@@ -156,14 +172,52 @@ def bound_parameters(sql: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
 def model_parameters(settings: Settings, start_date: date, end_date: date) -> dict[str, Any]:
     """Return every parameter a model may bind for the output window [start_date, end_date]."""
     return {
-        "start_date": start_date,
-        "end_date": end_date,
-        "start_month": start_date.replace(day=1),
+        **_window_parameters(start_date, end_date),
         "max_window_days": settings.max_window_days,
         "session_timeout_minutes": settings.session_timeout_minutes,
         "half_life_days": float(settings.half_life_days),
         "kpi_window_days": settings.kpi_window_days,
     }
+
+
+def _window_parameters(start_date: date, end_date: date) -> dict[str, date]:
+    return {
+        "start_date": start_date,
+        "end_date": end_date,
+        "start_month": start_date.replace(day=1),
+    }
+
+
+def day_slices(
+    day_rows: list[tuple[date, int]], start: date, end: date, max_rows: int
+) -> list[tuple[date, date]]:
+    """Return consecutive windows covering [start, end] exactly, each holding at most
+    ``max_rows`` of the counted rows (``day_rows``: (day, rows) of the days that have any).
+    A day above the limit is a slice of its own; days without rows join a neighbour."""
+    slices: list[tuple[date, date]] = []
+    first, held = start, 0
+    for day, rows in sorted(day_rows):
+        if not start <= day <= end:
+            continue
+        if held and held + rows > max_rows:
+            slices.append((first, day - timedelta(days=1)))
+            first, held = day, 0
+        held += rows
+    slices.append((first, end))
+    return slices
+
+
+def _slices_of(
+    con: duckdb.DuckDBPyConnection, model: Model, start: date, end: date
+) -> list[tuple[date, date]]:
+    if model.sliced_by is None:
+        return [(start, end)]
+    rows = con.execute(
+        f'SELECT "{model.date_column}", count(*) FROM "{model.sliced_by}" '
+        f'WHERE "{model.date_column}" BETWEEN $start AND $end GROUP BY ALL',
+        {"start": start, "end": end},
+    ).fetchall()
+    return day_slices(rows, start, end, SLICE_ROWS)
 
 
 def write_config_tables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
@@ -244,13 +298,16 @@ def run_model(
         _drop_other_kind(con, model.name, keep="VIEW")
         con.execute(f'CREATE OR REPLACE VIEW "{model.name}" AS {model.sql}')
         return None
-    if model.materialized == "table" or rebuild:
+    if model.materialized == "table" or (rebuild and model.sliced_by is None):
         _drop_other_kind(con, model.name, keep="BASE TABLE")
         con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS {model.sql}', params)
         return _count(con, model.name)
     # incremental: replace the output window (whole months for by-month models) atomically
     first = parameters["start_month"] if model.by_month else parameters["start_date"]
     with atomic(con):
+        if rebuild:  # a sliced model's full build: a new, empty table of the current schema
+            _drop_other_kind(con, model.name, keep="BASE TABLE")
+            con.execute(f'DROP TABLE IF EXISTS "{model.name}"')
         if not table_exists(con, model.name):
             con.execute(
                 f'CREATE TABLE "{model.name}" AS SELECT * FROM ({model.sql}) AS q LIMIT 0',
@@ -261,7 +318,9 @@ def run_model(
             {"first": first, "last": parameters["end_date"]},
         )
         before = _count(con, model.name)
-        con.execute(f'INSERT INTO "{model.name}" {model.sql}', params)
+        for days in _slices_of(con, model, parameters["start_date"], parameters["end_date"]):
+            sliced = bound_parameters(model.sql, {**parameters, **_window_parameters(*days)})
+            con.execute(f'INSERT INTO "{model.name}" {model.sql}', sliced)
         written = _count(con, model.name) - before
     return written
 

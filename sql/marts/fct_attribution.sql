@@ -1,5 +1,6 @@
 -- grain: one row per (order line x window x scope x eligible session) with every rule model's credit
 -- materialized: incremental(order_date)
+-- sliced_by: int_order_lines
 -- order: 10
 -- Eligible: the buyer's sessions with order_at - window_days <= session_start <= order_at (both
 -- ends inclusive). Scope 'user': every eligible session; 'product': only sessions that surfaced the

@@ -1,0 +1,114 @@
+"""A model declared ``sliced_by`` is built in slices of days: same rows as one build (issue 7)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+from itertools import pairwise
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from report_warehouse import report_warehouse
+
+from attribution import warehouse as wh
+from attribution.config import Settings
+from attribution.warehouse import day_slices, load_model, model_parameters, run_model, sql_dir
+
+D = date(2026, 3, 1)
+
+
+def day(n: int) -> date:
+    return D + timedelta(days=n)
+
+
+def test_day_slices_hand_computed() -> None:
+    rows = [(day(0), 100), (day(1), 200), (day(2), 50), (day(4), 400), (day(5), 10)]
+    # 100 | 200 + 50 (= 250, the limit) | 400 alone (above it) | 10, then the empty tail
+    assert day_slices(rows, day(0), day(6), 250) == [
+        (day(0), day(0)),
+        (day(1), day(3)),  # day 3 has no rows: it joins the slice before it
+        (day(4), day(4)),
+        (day(5), day(6)),
+    ]
+    assert day_slices([], day(0), day(6), 250) == [(day(0), day(6))]
+    # rows outside the window are not counted, and the window's ends are kept
+    assert day_slices([(day(-1), 999), (day(9), 999)], day(0), day(6), 1) == [(day(0), day(6))]
+
+
+@given(
+    counts=st.lists(st.integers(min_value=0, max_value=50), min_size=1, max_size=40),
+    limit=st.integers(min_value=1, max_value=120),
+)
+def test_day_slices_cover_the_window_once_within_the_limit(counts: list[int], limit: int) -> None:
+    rows = [(day(i), n) for i, n in enumerate(counts) if n]
+    end = day(len(counts) - 1)
+    slices = day_slices(rows, day(0), end, limit)
+    assert slices[0][0] == day(0) and slices[-1][1] == end
+    for (_, last), (first, _) in pairwise(slices):
+        assert first == last + timedelta(days=1)  # consecutive, no gap, no overlap
+    for first, last in slices:
+        assert first <= last
+        held = [n for d, n in rows if first <= d <= last]
+        assert sum(held) <= limit or len(held) == 1  # one day above the limit stands alone
+
+
+def test_only_a_daily_incremental_model_can_be_sliced(tmp_path: Path) -> None:
+    for header in ("-- materialized: table", "-- materialized: incremental(month, month)"):
+        path = tmp_path / "m.sql"
+        path.write_text(f"-- grain: x\n{header}\n-- sliced_by: t\nselect 1 as month\n")
+        with pytest.raises(ValueError, match="sliced_by"):
+            load_model(path)
+    assert load_model(sql_dir() / "marts" / "fct_attribution.sql").sliced_by == "int_order_lines"
+
+
+def _rows_only_in(con: duckdb.DuckDBPyConnection, a: str, b: str) -> int:
+    return con.execute(f"SELECT count(*) FROM (FROM {a} EXCEPT ALL FROM {b})").fetchone()[0]
+
+
+@pytest.fixture
+def built(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(report_warehouse(tmp_path_factory), path)
+    return path
+
+
+def test_sliced_builds_equal_one_build(
+    built: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    model = load_model(sql_dir() / "marts" / "fct_attribution.sql")
+    con = duckdb.connect(str(built))
+    con.execute("CREATE TABLE whole AS FROM fct_attribution")
+    first, last, lines = con.execute(
+        "SELECT min(order_date), max(order_date), count(*) FROM int_order_lines"
+    ).fetchone()
+    assert con.execute("SELECT count(*) FROM whole").fetchone()[0] > 1000
+    monkeypatch.setattr(wh, "SLICE_ROWS", lines // 12)
+    calls: list[dict] = []
+    execute = duckdb.DuckDBPyConnection.execute
+
+    class Counting:  # count the slices: every INSERT into the model is one
+        def __getattr__(self, name: str):
+            return getattr(con, name)
+
+        def execute(self, sql: str, params=None):
+            if sql.startswith('INSERT INTO "fct_attribution"'):
+                calls.append(params)
+            return execute(con, sql, params) if params is not None else execute(con, sql)
+
+    # full build in slices
+    written = run_model(Counting(), model, model_parameters(settings, first, last), rebuild=True)
+    assert len(calls) >= 12
+    assert written == con.execute("SELECT count(*) FROM whole").fetchone()[0]
+    assert _rows_only_in(con, "whole", "fct_attribution") == 0
+    assert _rows_only_in(con, "fct_attribution", "whole") == 0
+    # an incremental window in slices replaces exactly its days
+    calls.clear()
+    middle = first + (last - first) / 2
+    run_model(Counting(), model, model_parameters(settings, middle, last))
+    assert len(calls) >= 5
+    assert _rows_only_in(con, "whole", "fct_attribution") == 0
+    assert _rows_only_in(con, "fct_attribution", "whole") == 0
+    con.close()
