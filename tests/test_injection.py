@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,12 +14,11 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import RUN_TIME, Landing, assignment, interaction, order, visit
+from sql_sites import PACKAGE, function_bindings, package_functions, sql_sites, targets
 from typer.testing import CliRunner
 
 from attribution.config import Settings
 from attribution.ingest import IngestError, discover_files, ingest_landing
-
-PACKAGE = Path(__file__).parents[1] / "attribution"
 
 # --------------------------------------------------------------------------------------------
 # Static check: SQL text is built only from code
@@ -33,14 +31,6 @@ PACKAGE = Path(__file__).parents[1] / "attribution"
 # Limits: SQL assembled without SQL-looking text in the same f-string, or passed through
 # containers, is only seen where it meets SQL text.
 
-SQL_TEXT = re.compile(
-    r"(?i:\bselect\s|\binsert\s+into\b|\bcreate\s+(or\s+replace\s+)?(temp\s+|temporary\s+)?"
-    r"(table|view)\b|\bdelete\s+from\b|\bupdate\s+\S+\s+set\b|\bdrop\s+(table|view)\b|"
-    r"\balter\s+table\b|\bdescribe\s|\battach\s|\bpragma\s)"
-    r"|\b(FROM|WHERE|JOIN|GROUP BY|ORDER BY|COPY|NOT IN|IN|IS NULL|IS NOT NULL|CASE|WHEN|THEN|"
-    r"ELSE|END|AND|OR|NOT|CAST|TRY_CAST|OVER|PARTITION BY|DISTINCT|BETWEEN|LIKE|EXISTS|UNION|"
-    r"VALUES|SET|AS)\b"
-)
 # Identifier quoting: any argument is fine (a quoted identifier cannot break out).
 IDENTIFIER_QUOTERS = frozenset({"_q", "quote_identifier"})
 # Literal quoting (and plain builtins): only as safe as their arguments.
@@ -76,26 +66,6 @@ class Finding:
     expression: str
 
 
-def _package_functions() -> set[str]:
-    """Names of the functions defined in the package (their own SQL is checked where defined)."""
-    names: set[str] = set()
-    for path in PACKAGE.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                names.add(node.name)
-    return names
-
-
-def _targets(node: ast.AST) -> list[str]:
-    if isinstance(node, ast.Name):
-        return [node.id]
-    if isinstance(node, ast.Tuple | ast.List):
-        return [n for elt in node.elts for n in _targets(elt)]
-    if isinstance(node, ast.Starred):
-        return _targets(node.value)
-    return []
-
-
 class _Module:
     def __init__(self, path: Path, functions: set[str]) -> None:
         self.path = path
@@ -104,9 +74,9 @@ class _Module:
         self.globals: set[str] = set()
         for node in self.tree.body:
             if isinstance(node, ast.Assign | ast.AnnAssign):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for t in targets:
-                    self.globals.update(_targets(t))
+                assigned = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in assigned:
+                    self.globals.update(targets(t))
             elif isinstance(node, ast.ImportFrom | ast.Import):
                 self.globals.update((a.asname or a.name).split(".")[0] for a in node.names)
             elif isinstance(node, ast.FunctionDef | ast.ClassDef):
@@ -124,20 +94,7 @@ class _Function:
     def __init__(self, module: _Module, func: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.module = module
         self.func = func
-        self.bindings: dict[str, list[ast.AST]] = {}
-        for node in ast.walk(func):
-            if isinstance(node, ast.Assign):
-                for t in node.targets:
-                    for name in _targets(t):
-                        self.bindings.setdefault(name, []).append(node.value)
-            elif isinstance(node, ast.AnnAssign | ast.AugAssign) and node.value is not None:
-                for name in _targets(node.target):
-                    self.bindings.setdefault(name, []).append(node.value)
-            elif isinstance(node, ast.For | ast.comprehension):
-                for name in _targets(node.target):
-                    self.bindings.setdefault(name, []).append(node.iter)
-            elif isinstance(node, ast.NamedExpr):
-                self.bindings.setdefault(node.target.id, []).append(node.value)
+        self.bindings = function_bindings(func)
 
     def safe(self, node: ast.AST, seen: frozenset[str] = frozenset()) -> bool:
         """True if the expression's text can only come from code: constants, module names,
@@ -191,35 +148,13 @@ class _Function:
 
     def findings(self) -> list[Finding]:
         found = []
-        for node in ast.walk(self.func):
-            parts: list[ast.AST] = []
-            if isinstance(node, ast.JoinedStr):
-                text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
-                if SQL_TEXT.search(text):
-                    parts = [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
-            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
-                sides = (node.left, node.right)
-                if any(
-                    isinstance(s, ast.Constant)
-                    and isinstance(s.value, str)
-                    and SQL_TEXT.search(s.value)
-                    for s in sides
-                ):
-                    parts = [s for s in sides if not isinstance(s, ast.Constant | ast.JoinedStr)]
-            elif (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "format"
-                and isinstance(node.func.value, ast.Constant)
-                and SQL_TEXT.search(str(node.func.value.value))
-            ):
-                parts = [*node.args, *(k.value for k in node.keywords)]
-            for part in parts:
+        for site in sql_sites(self.func, self.module.path.name):
+            for part in site.parts:
                 if not self.safe(part):
                     found.append(
                         Finding(
                             self.module.path.name,
-                            getattr(part, "lineno", node.lineno),
+                            getattr(part, "lineno", site.line),
                             self.func.name,
                             ast.unparse(part),
                         )
@@ -229,7 +164,7 @@ class _Function:
 
 def sql_interpolation_findings(package: Path = PACKAGE) -> list[Finding]:
     """Every interpolation into SQL text in the package that the rules cannot prove safe."""
-    functions = _package_functions()
+    functions = package_functions()
     found: list[Finding] = []
     for path in sorted(package.glob("*.py")):
         found += _Module(path, functions).findings()
