@@ -595,6 +595,7 @@ def generate_landing(
     unobserved_confounding: float = 0.0,
     settings: Settings | None = None,
     overwrite: bool = False,
+    shard: int = 0,
 ) -> dict[str, Any]:
     """Write a synthetic landing folder to ``out_dir`` and return its truth (also ``truth.json``).
 
@@ -630,6 +631,13 @@ def generate_landing(
             pre-period behaviour that the product's adjusted method observes.
         settings: marketplaces/currencies and windows; ``load_settings()`` when None.
         overwrite: remove the generator's own folders and ``truth.json`` in ``out_dir`` first.
+        shard: for data too large for one process's memory: shard ``k`` > 0 adds ``users`` more
+            shoppers to the landing folder that shard 0 (same ``users``, ``days``, ``seed``,
+            ``start_date``) wrote. Its users, orders, sessions and events get ids of their own
+            (users and orders from index ``k * users``; sessions and events from another salt),
+            its files are ``part-0000k``, its truth ``truth-shard-k.json``; it draws from its own
+            random stream and writes no FX rates or catalogue (shard 0's serve all), and an
+            extra ``assignments-shard-k.csv``. Every shard is a complete, independent population.
 
     Returns:
         The truth dict (see ``docs/generator.md``): ``parameters``, ``definitions``,
@@ -649,8 +657,13 @@ def generate_landing(
             raise ValueError(f"{name} must be in [0, 1)")
     settings = settings or load_settings()
     out_dir = Path(out_dir)
-    _prepare_out_dir(out_dir, overwrite)
-    rng = np.random.Generator(np.random.PCG64(seed))
+    if shard < 0 or (shard and not (out_dir / "truth.json").is_file()):
+        raise ValueError("shard k > 0 adds to a landing folder that shard 0 wrote")
+    if shard == 0:
+        _prepare_out_dir(out_dir, overwrite)
+    # shard 0 keeps the historical stream (byte-identical files); shard k its own
+    stream = np.random.SeedSequence(seed, spawn_key=(shard,)) if shard else seed
+    rng = np.random.Generator(np.random.PCG64(stream))
 
     sim = _simulate(
         rng,
@@ -662,6 +675,9 @@ def generate_landing(
         unobserved_confounding=unobserved_confounding,
         settings=settings,
     )
+    sim["shard"] = shard
+    if shard:
+        sim["user_ids"] = _user_ids(users, first=shard * users)
     truth_core = _truth(sim, settings)
     injected = _write_all(
         out_dir,
@@ -705,7 +721,9 @@ def generate_landing(
         },
         "injected": injected,
     }
-    (out_dir / "truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
+    truth["parameters"]["shard"] = shard
+    name = f"truth-shard-{shard}.json" if shard else "truth.json"
+    (out_dir / name).write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
     return truth
 
 
@@ -1184,9 +1202,10 @@ def _write_all(
         injected["visits"] = _write_visits(
             out_dir, rng, sim, pool, futures, malformed_share, duplicate_share
         )
-        injected["fx_rates"] = _write_fx(out_dir, sim)
         injected["assignments"] = _write_assignments(out_dir, sim)
-        injected["products"] = _write_products(out_dir, sim)
+        if sim["shard"] == 0:  # one FX table and one catalogue serve every shard
+            injected["fx_rates"] = _write_fx(out_dir, sim)
+            injected["products"] = _write_products(out_dir, sim)
         for future in futures:
             future.result()
     return injected
@@ -1214,9 +1233,14 @@ def _submit(
     futures.append(pool.submit(_write_bytes, path, data, gz))
 
 
-def _part(out_dir: Path, source: str, day_ms: int, ext: str) -> Path:
+def _part(out_dir: Path, source: str, day_ms: int, ext: str, shard: int = 0) -> Path:
     day = datetime.fromtimestamp(day_ms / 1000, tz=UTC).date().isoformat()
-    return out_dir / source / f"dt={day}" / f"part-00000.{ext}"
+    return out_dir / source / f"dt={day}" / f"part-{shard:05d}.{ext}"
+
+
+def _id_salt(seed: int, shard: int) -> int:
+    """The salt of session and event ids: the seed for shard 0, another value per shard."""
+    return seed + shard * 1_000_003
 
 
 def _write_interactions(
@@ -1274,7 +1298,8 @@ def _write_interactions(
     user_ids = sim["user_ids"]
     product_ids = sim["catalogue"].product_ids
     p_start = np.concatenate([[0], np.cumsum(sim["e_nprod"])])
-    session_ids = _session_ids(np.arange(len(s_user)), seed)
+    salt = _id_salt(seed, sim["shard"])
+    session_ids = _session_ids(np.arange(len(s_user)), salt)
     types = pa.array([*EVENT_TYPES, _BAD_EVENT_TYPE])
     channels = pa.array([*CHANNELS, _BAD_CHANNEL])
     markets = pa.array([*codes, _BAD_MARKETPLACE])
@@ -1311,7 +1336,7 @@ def _write_interactions(
         )
         table = pa.table(
             {
-                "event_id": _event_ids(ids, seed * 2 + 1),
+                "event_id": _event_ids(ids, salt * 2 + 1),
                 "user_id": uid,
                 "ts": ts,
                 # only the app sends a session id; web and voice rely on the 30-minute rule
@@ -1328,7 +1353,7 @@ def _write_interactions(
         _submit(
             pool,
             futures,
-            _part(out_dir, "interactions", start_ms + d * _MS_DAY, "jsonl.gz"),
+            _part(out_dir, "interactions", start_ms + d * _MS_DAY, "jsonl.gz", sim["shard"]),
             buf.getvalue(),
             True,
         )
@@ -1339,8 +1364,9 @@ def _write_interactions(
     return entry
 
 
-def _user_ids(users: int) -> pa.Array:
-    return pa.array(_base36_ids(np.arange(users), "A", 10, 387_420_489_001, 1_234_567_890_123))
+def _user_ids(users: int, first: int = 0) -> pa.Array:
+    index = np.arange(first, first + users)
+    return pa.array(_base36_ids(index, "A", 10, 387_420_489_001, 1_234_567_890_123))
 
 
 def _session_ids(index: np.ndarray, seed: int) -> pa.Array:
@@ -1391,6 +1417,10 @@ def _write_orders(
     row_updated = np.concatenate([v_updated, sim["l_ts"][templates]])
     row_kind = np.concatenate([np.full(n_valid, -1), bad_kind]).astype(np.int64)
     row_order_idx = np.concatenate([sim["l_order"][v_line], n_orders + np.arange(len(templates))])
+    if sim["shard"]:  # shard k's orders take ids from k * users: at most `users` of them
+        if n_orders + len(templates) > len(sim["holdout"]):
+            raise ValueError("a shard has more orders than users: its order ids would overlap")
+        row_order_idx = row_order_idx + sim["shard"] * len(sim["holdout"])
     row_line_no = np.concatenate([sim["l_no"][v_line], np.ones(len(templates), np.int64)])
     row_day = (row_updated - start_ms) // _MS_DAY
     order = np.lexsort((row_line_no, row_order_idx, row_updated, row_day))
@@ -1458,7 +1488,7 @@ def _write_orders(
         _submit(
             pool,
             futures,
-            _part(out_dir, "orders", start_ms + d * _MS_DAY, "csv.gz"),
+            _part(out_dir, "orders", start_ms + d * _MS_DAY, "csv.gz", sim["shard"]),
             buf.getvalue(),
             True,
         )
@@ -1530,7 +1560,9 @@ def _write_visits(
                 "channel": channels.take(pa.array(channel)),
             }
         ).select(list(SOURCES["visits"].column_names))
-        _write_parquet(_part(out_dir, "visits", start_ms + d * _MS_DAY, "parquet"), table)
+        _write_parquet(
+            _part(out_dir, "visits", start_ms + d * _MS_DAY, "parquet", sim["shard"]), table
+        )
     return _injected_entry(n_valid + len(dup) + len(templates), n_valid, len(dup), kinds, bad_kind)
 
 
@@ -1569,7 +1601,8 @@ def _write_assignments(out_dir: Path, sim: dict[str, Any]) -> dict[str, Any]:
     )
     buf = io.BytesIO()
     frame.select(list(SOURCES["assignments"].column_names)).write_csv(buf)
-    _write_bytes(out_dir / "assignments" / "assignments.csv", buf.getvalue(), False)
+    name = f"assignments-shard-{sim['shard']}.csv" if sim["shard"] else "assignments.csv"
+    _write_bytes(out_dir / "assignments" / name, buf.getvalue(), False)
     return _injected_entry(users, users, 0, (), np.zeros(0))
 
 

@@ -40,12 +40,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = {"S": 200_000, "2S": 400_000, "L": 2_000_000, "5L": 10_000_000}
+USERS_PER_GENERATOR = 2_000_000  # one generator process: about 5 GB of memory
 PEER_MAX_USERS = WORKLOADS["2S"]
 # a step is marked contended (*) when other processes used more than this share of the machine
 CONTENDED_SHARE = 0.10
@@ -398,8 +400,15 @@ def _child_generate(p: dict[str, Any]) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     start = {"start_date": date.fromisoformat(p["start"])} if p.get("start") else {}
+    shard = p.get("shard", 0)
     truth = generate_landing(
-        Path(p["out"]), users=p["users"], days=p["days"], seed=p["seed"], overwrite=True, **start
+        Path(p["out"]),
+        users=p["users"],
+        days=p["days"],
+        seed=p["seed"],
+        overwrite=shard == 0,
+        shard=shard,
+        **start,
     )
     return {
         "seconds": round(time.perf_counter() - t0, 1),
@@ -585,7 +594,13 @@ def run_child(task: str, params: dict[str, Any], log: Path, spill_dir: Path | No
 
 
 def ensure_generated(
-    workdir: Path, users: int, days: int, seed: int, code_dir: str | None, start: date | None = None
+    workdir: Path,
+    users: int,
+    days: int,
+    seed: int,
+    code_dir: str | None,
+    start: date | None = None,
+    per_process: int = USERS_PER_GENERATOR,
 ) -> dict[str, Any]:
     """Generate days+1 days (from ``start``, default the generator's) into workdir/generated
     unless the same landing is already there (in a child process, so that this process stays
@@ -600,12 +615,27 @@ def ensure_generated(
         meta["reused"] = True
         return meta
     print(f"generating {users:,} users x {days + 1} days into {generated} ...", flush=True)
-    step = run_child(
-        "generate",
-        {"code_dir": code_dir, "out": str(generated), **wanted},
-        workdir / "logs" / "generate.log",
-    )
-    meta = {**wanted, "generate_seconds": step["seconds"], "counts": step["counts"]}
+    # the generator holds a population in memory (~2.4 GB per million users): larger ones are
+    # written as shards of equal size, one child process each (generate_landing's `shard`)
+    shards = -(-users // per_process)
+    if users % shards:
+        raise SystemExit(f"{users:,} users do not split into {shards} equal generator shards")
+    seconds, counts = 0.0, Counter()
+    for shard in range(shards):
+        step = run_child(
+            "generate",
+            {"code_dir": code_dir, "out": str(generated), **wanted, "shard": shard}
+            | {"users": users // shards},
+            workdir / "logs" / f"generate-{shard}.log",
+        )
+        seconds += step["seconds"]
+        counts.update(step["counts"])
+    meta = {
+        **wanted,
+        "shards": shards,
+        "generate_seconds": round(seconds, 1),
+        "counts": dict(counts) | {"products": step["counts"]["products"]},
+    }
     meta_file.write_text(json.dumps(meta, indent=2))
     meta["reused"] = False
     return meta
@@ -773,7 +803,14 @@ class Bench:
 
     def prepare(self) -> dict[str, Any]:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        meta = ensure_generated(self.workdir, self.users, self.days, self.args.seed, self.code_dir)
+        meta = ensure_generated(
+            self.workdir,
+            self.users,
+            self.days,
+            self.args.seed,
+            self.code_dir,
+            per_process=self.args.generator_users,
+        )
         generated = self.workdir / "generated"
         self.first = first_day(generated)
         self.last = self.first + timedelta(days=self.days - 1)
@@ -885,6 +922,8 @@ def run_workload(args: argparse.Namespace, code_dir: str | None) -> dict[str, An
             bench.logs / "ours-one-window.log",
         )
 
+    if args.no_nightly:
+        return figures
     figures["view_nightly"] = build_view(
         args.workdir / "generated", bench.view, bench.night, only=bench.night
     )
@@ -989,36 +1028,37 @@ def derive(figures: dict[str, Any]) -> list[dict[str, Any]]:
             row(f"  stage {stage}", seconds)
         rows[-1]["peak_mib"] = full.get("peak_mib_by_stage", {}).get(stage)
 
-    nightly = figures["nightly"]
-    compare = figures.get("rebuild", full)
-    versus = "D+1-day rebuild" if "rebuild" in figures else "D-day full run"
-    share = _ratio(nightly["seconds"], compare["seconds"])
-    row(
-        f"nightly {nightly['run_date']} (restates {nightly['start_date']}..)",
-        nightly["seconds"],
-        nightly,
-        share,
-        f"{100 * share:.1f}% of {versus}",
-        f"<= {100 * TARGETS['nightly_share_of_full']:.0f}% of full",
-        within(share, TARGETS["nightly_share_of_full"]),
-    )
-    for stage in PIPELINE_STAGES:
-        seconds = nightly["stage_seconds"].get(stage)
-        if seconds is None:
-            continue
-        x = _ratio(seconds, compare["stage_seconds"].get(stage))
-        row(f"  nightly stage {stage}", seconds, None, x, f"{100 * (x or 0):.0f}% of {versus}")
-        rows[-1]["peak_mib"] = nightly.get("peak_mib_by_stage", {}).get(stage)
-    if "rebuild" in figures:
-        tables = figures["nightly_vs_rebuild_tables"]
-        equal = sum(t["equal"] for t in tables.values())
+    if "nightly" in figures:  # not with --no-nightly
+        nightly = figures["nightly"]
+        compare = figures.get("rebuild", full)
+        versus = "D+1-day rebuild" if "rebuild" in figures else "D-day full run"
+        share = _ratio(nightly["seconds"], compare["seconds"])
         row(
-            "full rebuild over D+1 days",
-            compare["seconds"],
-            compare,
-            equal,
-            f"{equal}/{len(tables)} tables = nightly's",
+            f"nightly {nightly['run_date']} (restates {nightly['start_date']}..)",
+            nightly["seconds"],
+            nightly,
+            share,
+            f"{100 * share:.1f}% of {versus}",
+            f"<= {100 * TARGETS['nightly_share_of_full']:.0f}% of full",
+            within(share, TARGETS["nightly_share_of_full"]),
         )
+        for stage in PIPELINE_STAGES:
+            seconds = nightly["stage_seconds"].get(stage)
+            if seconds is None:
+                continue
+            x = _ratio(seconds, compare["stage_seconds"].get(stage))
+            row(f"  nightly stage {stage}", seconds, None, x, f"{100 * (x or 0):.0f}% of {versus}")
+            rows[-1]["peak_mib"] = nightly.get("peak_mib_by_stage", {}).get(stage)
+        if "rebuild" in figures:
+            tables = figures["nightly_vs_rebuild_tables"]
+            equal = sum(t["equal"] for t in tables.values())
+            row(
+                "full rebuild over D+1 days",
+                compare["seconds"],
+                compare,
+                equal,
+                f"{equal}/{len(tables)} tables = nightly's",
+            )
     runs = [figures[k] for k in ("full", "nightly", "rebuild") if k in figures]
     peak = max(_peak(r) for r in runs)
     spill = max(r.get("spill_max_mib") or 0 for r in runs)
@@ -1231,6 +1271,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     peers = parser.add_mutually_exclusive_group()
     peers.add_argument("--peers", dest="peers", action="store_true", default=None)
     peers.add_argument("--no-peers", dest="peers", action="store_false")
+    parser.add_argument(
+        "--no-nightly", action="store_true", help="the full run only (no nightly, no rebuild)"
+    )
+    parser.add_argument(
+        "--generator-users",
+        type=int,
+        default=USERS_PER_GENERATOR,
+        help="users per generator process (larger workloads are generated in shards)",
+    )
     parser.add_argument("--no-rebuild", action="store_true", help="skip the D+1-day rebuild")
     parser.add_argument(
         "--retry-contended",
