@@ -57,7 +57,7 @@ def credit_by_position(
         f"""
         SELECT window_days, {_POSITION_SQL} AS position, count(*) AS touches, {sums}
         FROM fct_attribution WHERE scope = $scope AND {where}
-        GROUP BY ALL ORDER BY ALL
+        GROUP BY ALL ORDER BY window_days NULLS LAST, position NULLS LAST
         """,
         params={"scope": scope, **params},
     ).pl()
@@ -142,10 +142,10 @@ def window_sensitivity(
         )
         SELECT window_days, cast(sum(attributed_lines) AS BIGINT) AS attributed_lines,
             cast(sum(line_revenue_usd) AS DOUBLE) AS attributed_line_revenue_usd,
-            {revenue_columns}, any_value(total.revenue_usd) AS revenue_usd
+            {revenue_columns}, min(total.revenue_usd) AS revenue_usd
         FROM fct_attribution_window_sensitivity, total
         WHERE scope = $scope AND {where}
-        GROUP BY window_days ORDER BY window_days
+        GROUP BY window_days ORDER BY window_days NULLS LAST
         """,
         params={"scope": scope, **params},
     ).pl()
@@ -173,7 +173,7 @@ def lag_distribution(con: duckdb.DuckDBPyConnection, scope: str = "user") -> pl.
                 cast(sum(attributed_lines) AS BIGINT) AS attributed_lines,
                 cast(sum(line_revenue_usd) AS DOUBLE) AS line_revenue_usd
             FROM fct_attribution_lag WHERE scope = $scope
-            GROUP BY ALL ORDER BY window_days, lag_bucket_order
+            GROUP BY ALL ORDER BY window_days NULLS LAST, lag_bucket_order NULLS LAST
             """,
             params={"scope": scope},
         )
@@ -209,10 +209,12 @@ def orders_to_explain(
         ),
         ranked AS (
             SELECT order_id, n_touches,
-                row_number() OVER (PARTITION BY n_touches ORDER BY md5(order_id)) AS pick
+                row_number() OVER (
+                    PARTITION BY n_touches ORDER BY md5(order_id) NULLS LAST, order_id NULLS LAST
+                ) AS pick
             FROM lines
         )
-        SELECT order_id FROM ranked WHERE pick = 1 ORDER BY n_touches LIMIT $n
+        SELECT order_id FROM ranked WHERE pick = 1 ORDER BY n_touches NULLS LAST LIMIT $n
         """,
         {"w": window_days, "min_touches": min_touches, "n": n},
     ).fetchall()
@@ -227,6 +229,7 @@ def data_driven_by_touch_type(
     require_tables(con, "fct_attribution_by_touch_type")
     return con.sql(
         "SELECT * FROM fct_attribution_by_touch_type "
-        "WHERE $w IS NULL OR window_days = $w ORDER BY window_days, touch_type",
+        "WHERE $w IS NULL OR window_days = $w "
+        "ORDER BY window_days NULLS LAST, touch_type NULLS LAST",
         params={"w": window_days},
     ).pl()

@@ -41,7 +41,7 @@ def explain_order(con: duckdb.DuckDBPyConnection, order_id: str) -> OrderExplana
         """
         SELECT line_no, product_id, order_at, line_status, amount, currency,
                line_amount_usd, line_revenue_usd
-        FROM int_order_lines WHERE order_id = $order_id ORDER BY line_no
+        FROM int_order_lines WHERE order_id = $order_id ORDER BY line_no NULLS LAST
         """,
         params={"order_id": order_id},
     ).pl()
@@ -52,13 +52,14 @@ def explain_order(con: duckdb.DuckDBPyConnection, order_id: str) -> OrderExplana
         SELECT a.line_no, a.window_days, a.scope, a.touch_rank, a.n_touches, a.session_id,
                a.session_start, round(a.session_age_hours, 2) AS age_hours, a.touch_type,
                a.channel, a.model_version,
-               (SELECT string_agg(p.product_id, '|' ORDER BY p.product_id)
+               (SELECT string_agg(p.product_id, '|' ORDER BY p.product_id NULLS LAST)
                   FROM int_session_products AS p
                  WHERE p.session_id = a.session_id AND p.user_id = a.user_id) AS session_products,
                {", ".join(f"a.{c}" for c in CREDIT_COLUMNS)}
         FROM fct_attribution AS a
         WHERE a.order_id = $order_id
-        ORDER BY a.line_no, a.scope DESC, a.window_days, a.touch_rank
+        ORDER BY a.line_no NULLS LAST, a.scope DESC NULLS LAST, a.window_days NULLS LAST,
+            a.touch_rank NULLS LAST
         """,
         params={"order_id": order_id},
     ).pl()

@@ -49,16 +49,21 @@ JOURNEY_SCHEMA: dict[str, Any] = {
 _CONVERTING_SQL = """
 SELECT
     'line:' || order_id || ':' || cast(line_no AS VARCHAR) AS journey_id,
-    list(coalesce({touch}, '{unknown}') ORDER BY session_start, session_id) AS path,
+    -- the touches in time order (ties by session id); sorting structs keeps the order on Spark
+    list_transform(
+        list_sort(list({{'at': session_start, 'id': session_id,
+            'touch': coalesce({touch}, '{unknown}')}})),
+        lambda s: s.touch
+    ) AS path,
     true AS converted,
-    cast(any_value(line_revenue_usd) AS DOUBLE) AS value_usd
+    cast(min(line_revenue_usd) AS DOUBLE) AS value_usd  -- the same on every row of the line
 FROM fct_attribution
 WHERE scope = 'user'
     AND window_days = $window_days
     AND order_date BETWEEN $start_date AND $end_date
     AND line_status = 'placed'
 GROUP BY order_id, line_no
-ORDER BY order_id, line_no
+ORDER BY order_id NULLS LAST, line_no NULLS LAST
 """
 
 _NON_CONVERTING_SQL = """
@@ -93,14 +98,14 @@ flagged AS (
             ELSE 0
         END AS starts_journey
     FROM unmatched
-    WINDOW w AS (PARTITION BY user_id ORDER BY session_start, session_id)
+    WINDOW w AS (PARTITION BY user_id ORDER BY session_start NULLS LAST, session_id NULLS LAST)
 ),
 
 numbered AS (
     SELECT
         *,
         cast(sum(starts_journey) OVER (
-            PARTITION BY user_id ORDER BY session_start, session_id
+            PARTITION BY user_id ORDER BY session_start NULLS LAST, session_id NULLS LAST
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) AS BIGINT) AS journey_no
     FROM flagged
@@ -108,12 +113,15 @@ numbered AS (
 
 SELECT
     'user:' || user_id || ':' || cast(journey_no AS VARCHAR) AS journey_id,
-    list(touch ORDER BY session_start, session_id) AS path,
+    list_transform(
+        list_sort(list({{'at': session_start, 'id': session_id, 'touch': touch}})),
+        lambda s: s.touch
+    ) AS path,
     false AS converted,
     0.0::DOUBLE AS value_usd
 FROM numbered
 GROUP BY user_id, journey_no
-ORDER BY user_id, journey_no
+ORDER BY user_id NULLS LAST, journey_no NULLS LAST
 """
 
 _RULES_SQL = """
@@ -125,7 +133,7 @@ WHERE scope = 'user'
     AND window_days = $window_days
     AND order_date BETWEEN $start_date AND $end_date
 GROUP BY 1
-ORDER BY 1
+ORDER BY 1 NULLS LAST
 """
 
 
@@ -202,7 +210,7 @@ def aggregated_journeys_sql(touch_column: str = "touch_type") -> str:
                cast(sum(cast(value_usd AS DECIMAL(38, 4))) AS DOUBLE) AS value_usd
         FROM ({union}) AS journeys
         GROUP BY path, converted
-        ORDER BY path, converted
+        ORDER BY path NULLS LAST, converted NULLS LAST
     """
 
 
@@ -387,7 +395,7 @@ def write_attribution_by_touch_type(
     try:
         con.execute(
             f'CREATE OR REPLACE TABLE "{TABLE}" AS SELECT * FROM "{view}" '
-            "ORDER BY window_days, touch_type"
+            "ORDER BY window_days NULLS LAST, touch_type NULLS LAST"
         )
     finally:
         con.unregister(view)

@@ -131,7 +131,8 @@ def _units_sql(chunked: bool) -> str:
 with {_activity_sql(chunked)},
 activity_ranked as materialized (
     select *, row_number() over (
-        partition by user_id, activity_date order by activity_at, is_session, marketplace, channel
+        partition by user_id, activity_date order by activity_at nulls last,
+            is_session nulls last, marketplace nulls last, channel nulls last
     ) as activity_seq
     from activity
     where activity_date between $start_date and $end_date
@@ -161,7 +162,7 @@ active_days as materialized (
 pre_visits as materialized (
     -- distinct active days in the 28 days before each active day (all of history counts)
     select user_id, activity_date, count(*) over (
-        partition by user_id order by activity_date
+        partition by user_id order by activity_date nulls last
         range between interval 28 day preceding and interval 1 day preceding
     ) as pre_visit_days_28
     from active_days
@@ -170,7 +171,8 @@ select v.user_id, v.activity_date, v.index_at, v.is_engaged, v.marketplace, v.ch
     s.model_version, s.event_type,
     cast(p.pre_orders_28 as double) as pre_orders_28, p.pre_revenue_28,
     cast(q.pre_visit_days_28 as double) as pre_visit_days_28,
-    cast(date_diff('day', f.first_at, v.index_at) as double) as tenure_days,
+    cast(date_diff('day', cast(f.first_at as date), cast(v.index_at as date)) as double)
+        as tenure_days,
     p.orders_365 > 0 as is_returning_buyer,
     coalesce(h.is_holdout, false) as is_holdout
 from visitor_days as v
@@ -215,7 +217,7 @@ pre as materialized ({_pre_period_sql("units", "experiment_id", "assigned_at")}
 ),
 outcome as materialized ({_window_outcomes_sql("experiment_id", "assigned_at")}
 )
-select u.user_id, dense_rank() over (order by u.user_id) - 1 as user_code,
+select u.user_id, dense_rank() over (order by u.user_id nulls last) - 1 as user_code,
     u.experiment_id, u.arm = 'treatment' as is_treatment, u.assigned_date,
     o.window_days, o.converted, o.revenue,
     cast(p.pre_orders_28 > 0 as integer) as pre_converted_28, p.pre_revenue_28,
@@ -446,7 +448,7 @@ def experiment_units_by_window(
                 w,
                 con.sql(
                     f"SELECT {', '.join(_EXPERIMENT_COLUMNS)} FROM _lift_experiment "
-                    "WHERE window_days = $w ORDER BY experiment_id, user_code",
+                    "WHERE window_days = $w ORDER BY experiment_id NULLS LAST, user_code NULLS LAST",
                     params={"w": w},
                 )
                 .pl()
@@ -461,7 +463,8 @@ UNITS_PER_CHUNK = 1_000_000
 
 # each active user's code (dense, in user_id order) and number of visitor-days in the range
 _LIFT_USERS_SQL = """
-select user_id, row_number() over (order by user_id) - 1 as user_code, count(*) as visitor_days
+select user_id, row_number() over (order by user_id nulls last) - 1 as user_code,
+    count(*) as visitor_days
 from (
     select user_id, visit_date as activity_date from stg_visits
     where visit_date between $start_date and $end_date
@@ -571,7 +574,7 @@ def load_visitor_days(
     params: dict[str, Any] = {"start_date": start, "end_date": end}
     con.execute(f"CREATE OR REPLACE TEMP TABLE _lift_users AS {_LIFT_USERS_SQL}", params)
     per_user = (
-        con.sql("SELECT visitor_days FROM _lift_users ORDER BY user_code")
+        con.sql("SELECT visitor_days FROM _lift_users ORDER BY user_code NULLS LAST")
         .fetchnumpy()["visitor_days"]
         .astype(np.int64)
     )
@@ -591,7 +594,8 @@ def load_visitor_days(
             chunk,
         )
         units = con.sql(
-            f"SELECT {', '.join(_UNIT_COLUMNS)} FROM _lift_units ORDER BY user_code, activity_date"
+            f"SELECT {', '.join(_UNIT_COLUMNS)} FROM _lift_units "
+            "ORDER BY user_code NULLS LAST, activity_date NULLS LAST"
         ).pl()
         rows = slice(at, at + units.height)
         ordinal[rows] = units["activity_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
@@ -609,7 +613,7 @@ def load_visitor_days(
             got = con.sql(
                 "SELECT o.converted, o.revenue FROM _lift_units AS u JOIN _lift_outcomes AS o "
                 "USING (user_id, activity_date) WHERE o.window_days = $w "
-                "ORDER BY u.user_code, u.activity_date",
+                "ORDER BY u.user_code NULLS LAST, u.activity_date NULLS LAST",
                 params={"w": w},
             ).fetchnumpy()
             converted[rows], revenue[rows] = got["converted"], got["revenue"]
@@ -1198,7 +1202,8 @@ def pooled_lift_by_method(
         "cast(revenue_per_user_engaged_usd AS DOUBLE) AS revenue_per_user_engaged_usd, "
         "cast(revenue_per_user_comparison_usd AS DOUBLE) AS revenue_per_user_comparison_usd "
         f"FROM fct_conversion_lift WHERE {where} "
-        "ORDER BY period_start, method, segment, experiment_id NULLS FIRST",
+        "ORDER BY period_start NULLS LAST, method NULLS LAST, segment NULLS LAST, "
+        "experiment_id NULLS FIRST",
         params=params,
     ).pl()
 
@@ -1218,7 +1223,8 @@ def downstream_impact(
         "SELECT method, experiment_id, period_start, period_end, n_days, "
         "incremental_revenue_usd, incremental_revenue_ci_low, incremental_revenue_ci_high "
         "FROM fct_conversion_lift WHERE window_days = $w AND period_grain = $grain "
-        "AND segment = 'all' ORDER BY period_start, method, experiment_id NULLS FIRST",
+        "AND segment = 'all' ORDER BY period_start NULLS LAST, method NULLS LAST, "
+        "experiment_id NULLS FIRST",
         params={"w": window_days, "grain": period},
     ).pl()
     attributed = [0.0] * lift.height

@@ -32,7 +32,8 @@ def lift_by_window(
             lift_ci_high AS ci_high
         FROM fct_conversion_lift
         WHERE period_grain = $grain AND segment = $segment
-        ORDER BY window_days, method, experiment_id NULLS FIRST, period_start
+        ORDER BY window_days NULLS LAST, method NULLS LAST, experiment_id NULLS FIRST,
+            period_start NULLS LAST
         """,
         params={"grain": period, "segment": segment},
     ).pl()
@@ -61,7 +62,7 @@ def segment_lift(
         FROM fct_conversion_lift
         WHERE period_grain = $grain AND method = $method AND window_days = $w
             AND segment <> 'all'
-        ORDER BY dimension, lift DESC NULLS LAST, value
+        ORDER BY dimension NULLS LAST, lift DESC NULLS LAST, value NULLS LAST
         """,
         params={"grain": period, "method": method, "w": window_days},
     ).pl()
@@ -84,7 +85,7 @@ def balance(
         SELECT period_start, covariate, smd_before, smd_after, abs(smd_after) < $threshold AS balanced
         FROM fct_lift_balance
         WHERE window_days = $w AND period_grain = $grain AND segment = 'all'
-        ORDER BY period_start, abs(smd_before) DESC, covariate
+        ORDER BY period_start NULLS LAST, abs(smd_before) DESC NULLS LAST, covariate NULLS LAST
         """,
         params={"w": window_days, "grain": period, "threshold": SMD_BALANCED},
     ).pl()
@@ -101,7 +102,7 @@ def overlap(
         """
         SELECT * EXCLUDE (period_grain, window_days, segment, method) FROM fct_lift_overlap
         WHERE window_days = $w AND period_grain = $grain AND segment = 'all'
-        ORDER BY period_start
+        ORDER BY period_start NULLS LAST
         """,
         params={"w": window_days, "grain": period},
     ).pl()

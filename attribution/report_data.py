@@ -249,7 +249,7 @@ def _attribution_by_model_window(
             {_ATTRIBUTED_USERS}, {sums}
         FROM fct_attribution
         WHERE scope IN ('user', 'product') AND order_date BETWEEN $start AND $end
-        GROUP BY scope, window_days ORDER BY scope DESC, window_days
+        GROUP BY scope, window_days ORDER BY scope DESC NULLS LAST, window_days NULLS LAST
         """,
         {"start": period.start, "end": period.end},
     )
@@ -297,7 +297,8 @@ def _lag_distribution(con: duckdb.DuckDBPyConnection, period: ReportPeriod) -> p
             cast(sum(line_revenue_usd) AS DECIMAL(18, 4)) AS line_revenue_usd,
             {_ATTRIBUTED_USERS}
         FROM last_touches
-        GROUP BY window_days, lag_bucket_order ORDER BY window_days, lag_bucket_order
+        GROUP BY window_days, lag_bucket_order
+        ORDER BY window_days NULLS LAST, lag_bucket_order NULLS LAST
         """,
         {"start": period.start, "end": period.end},
     )
@@ -317,7 +318,7 @@ def _model_version_attribution(
         FROM fct_attribution
         WHERE scope = 'user' AND window_days = $window AND last_touch > 0
             AND order_date BETWEEN $start AND $end
-        GROUP BY 1 ORDER BY 1
+        GROUP BY 1 ORDER BY 1 NULLS LAST
         """,
         {"start": period.start, "end": period.end, "window": window_days},
     )
@@ -334,7 +335,7 @@ def _attribution_by_touch_type(con: duckdb.DuckDBPyConnection, window_days: int)
     summary = _frame(
         con,
         "SELECT * FROM fct_attribution_by_touch_type WHERE window_days = $window "
-        "ORDER BY touch_type",
+        "ORDER BY touch_type NULLS LAST",
         {"window": window_days},
     )
     if summary.is_empty():
@@ -387,8 +388,8 @@ def _lift_rows(con: duckdb.DuckDBPyConnection, spec: PeriodSpec) -> pl.DataFrame
         con,
         f"SELECT {_LIFT_COLUMNS} FROM fct_conversion_lift WHERE {where} "
         "AND (segment = 'all' OR segment LIKE 'model_version=%') "
-        "ORDER BY window_days, segment, CASE method WHEN 'observed' THEN 0 "
-        "WHEN 'adjusted' THEN 1 ELSE 2 END, experiment_id NULLS FIRST",
+        "ORDER BY window_days NULLS LAST, segment NULLS LAST, CASE method WHEN 'observed' THEN 0 "
+        "WHEN 'adjusted' THEN 1 ELSE 2 END NULLS LAST, experiment_id NULLS FIRST",
         params,
     )
 
@@ -486,7 +487,7 @@ def _kpi_rows(con: duckdb.DuckDBPyConnection, table: str, period: ReportPeriod) 
     return _frame(
         con,
         f'SELECT * FROM "{table}" WHERE "{column}" BETWEEN $first AND $last '
-        f'ORDER BY "{column}", "{tie_break}"',
+        f'ORDER BY "{column}" NULLS LAST, "{tie_break}" NULLS LAST',
         {"first": bounds[0], "last": bounds[1]},
     )
 

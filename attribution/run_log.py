@@ -81,7 +81,7 @@ def last_published_build(con: duckdb.DuckDBPyConnection) -> PublishedBuild | Non
         "SELECT run_id, settings_hash, code_version, end_date FROM _runs "
         "WHERE coalesce(published, outcome = 'succeeded') AND end_date IS NOT NULL "
         # a run killed after its commit has no finished_at; runs are serial (the run lock)
-        "ORDER BY coalesce(finished_at, started_at) DESC NULLS LAST, run_id DESC LIMIT 1"
+        "ORDER BY coalesce(finished_at, started_at) DESC NULLS LAST, run_id DESC NULLS LAST LIMIT 1"
     ).fetchall()
     return PublishedBuild(*rows[0]) if rows else None
 
@@ -92,7 +92,7 @@ def unpublished_run_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
 
     unions = " UNION ".join(f"SELECT DISTINCT _run_id FROM {s.raw_table}" for s in SOURCES.values())
     rows = con.execute(
-        f"SELECT _run_id FROM ({unions}) WHERE _run_id NOT IN ({PUBLISHED_RUNS_SQL}) ORDER BY 1"
+        f"SELECT _run_id FROM ({unions}) WHERE _run_id NOT IN ({PUBLISHED_RUNS_SQL}) ORDER BY 1 NULLS LAST"
     ).fetchall()
     return [r[0] for r in rows]
 

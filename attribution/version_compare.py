@@ -145,9 +145,10 @@ def daily_version_mix(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         """
         SELECT session_date AS date, coalesce(model_version, '(unknown)') AS model_version,
             count(*) AS sessions, count(DISTINCT user_id) AS users,
-            count(*) / sum(count(*)) OVER (PARTITION BY session_date) AS share_of_sessions,
+            cast(count(*) AS DOUBLE)
+                / nullif(sum(count(*)) OVER (PARTITION BY session_date), 0) AS share_of_sessions,
             count(*) OVER (PARTITION BY session_date) AS versions_that_day
-        FROM assistant_sessions GROUP BY 1, 2 ORDER BY 1, 2
+        FROM assistant_sessions GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2 NULLS LAST
         """
     ).pl()
 

@@ -10,10 +10,13 @@ Module-level strings are not sites; the functions that use them are.
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.util
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 PACKAGE = Path(__file__).parents[1] / "attribution"
 
@@ -141,3 +144,235 @@ def outermost(sites: list[Site]) -> list[Site]:
     """The sites not inside another site of the same function (a whole statement, not pieces)."""
     inner = {id(child) for site in sites for child in ast.walk(site.node) if child is not site.node}
     return [site for site in sites if id(site.node) not in inner]
+
+
+# --- rendering a site with representative values ----------------------------------------------
+
+_STATEMENT = re.compile(
+    r"^\s*\(?\s*(select|with|insert|create|delete|update|describe|pragma|copy|alter|drop|attach|"
+    r"explain|summarize|from|values|set)\b",
+    re.IGNORECASE,
+)
+
+
+_FORMAT_FIELD = re.compile(r"(?<!\{)\{\w*\}(?!\})")
+
+
+class Stand(str):
+    """A representative value for a name the renderer cannot evaluate (a parameter, a loop
+    variable, a call on a connection): its own name, usable as an identifier in SQL text."""
+
+    def __getattr__(self, attribute: str) -> Stand:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return Stand(f"{self}_{attribute}")
+
+    def __call__(self, *args: object, **kwargs: object) -> Stand:
+        return self
+
+    def __getitem__(self, key: object) -> Stand:  # type: ignore[override]
+        return self
+
+    def __iter__(self) -> Iterator[Stand]:  # type: ignore[override]
+        return iter([self])
+
+
+def is_statement(sql: str) -> bool:
+    """True when the text is a whole statement (not a fragment such as a CTE or a clause)."""
+    return bool(_STATEMENT.match(sql))
+
+
+class Renderer:
+    """Evaluates a site's expression in its module with representative values for what is not
+    known until run time. Locals bound once by ``name = ...`` take the value of their binding
+    (the longest, when several are strings; ``+=`` pieces appended); parameters, loop variables
+    and unpacked names are ``Stand`` unless ``representative`` gives them a value."""
+
+    def __init__(self, namespace: dict[str, object], function: FunctionNode) -> None:
+        self.namespace = namespace
+        self.function = function
+        self.bindings = function_bindings(function)
+        self.simple: set[str] = set()
+        self.appended: dict[str, list[ast.expr]] = {}
+        self.unpacked: dict[str, tuple[ast.expr, int]] = {}
+        self.assigned_to: dict[int, list[str]] = {}
+        for node in ast.walk(function):
+            if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+                self.simple.update(t.id for t in node.targets)  # type: ignore[union-attr]
+                self.assigned_to[id(node.value)] = [t.id for t in node.targets]  # type: ignore[union-attr]
+            elif (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Tuple)
+                and all(isinstance(e, ast.Name) for e in node.targets[0].elts)
+            ):
+                for index, element in enumerate(node.targets[0].elts):
+                    self.unpacked[element.id] = (node.value, index)  # type: ignore[attr-defined]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                self.simple.add(node.target.id)
+            elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+                self.appended.setdefault(node.target.id, []).append(node.value)
+        arguments = function.args
+        self.parameters = {
+            a.arg
+            for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+            + [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+        }
+
+    def render(self, node: ast.expr, representative: dict[str, object]) -> str:
+        """The site's text; a site assigned to a name gets that name's ``+=`` pieces appended."""
+        text = str(self._evaluate(node, representative, 0))
+        for name in self.assigned_to.get(id(node), ()):
+            for piece in self.appended.get(name, []):
+                try:
+                    extra = self._evaluate(piece, representative, 1)
+                except Exception:  # a piece known only at run time: left out
+                    continue
+                text += str(extra)
+        return text
+
+    def _evaluate(self, node: ast.expr, representative: dict[str, object], depth: int) -> object:
+        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        scope = dict(self.namespace)
+        for name in names:
+            if name in representative:
+                scope[name] = representative[name]
+            elif name in self.bindings or name in self.parameters:
+                scope[name] = self._value(name, representative, depth)
+            elif name not in scope and name not in _BUILTINS:
+                scope[name] = Stand(name)
+        # the package's own expressions, with stand-in values: nothing here comes from data
+        return eval(compile(ast.Expression(body=node), "<site>", "eval"), scope)
+
+    def _value(self, name: str, representative: dict[str, object], depth: int) -> object:
+        if depth > 6:
+            return Stand(name)
+        if name in self.unpacked and name not in self.simple:
+            expression, index = self.unpacked[name]
+            try:
+                return self._evaluate(expression, representative, depth + 1)[index]  # type: ignore[index]
+            except Exception:  # a value known only at run time: a stand-in
+                return Stand(name)
+        if name not in self.simple:
+            return Stand(name)
+        values = []
+        for expression in self.bindings.get(name, []):
+            try:
+                values.append(self._evaluate(expression, representative, depth + 1))
+            except Exception:  # an expression that needs run time: a stand-in
+                continue
+        texts = [v for v in values if isinstance(v, str)]
+        if not values:
+            return Stand(name)
+        if not texts:
+            return values[0]
+        value = max(texts, key=len)
+        for piece in self.appended.get(name, []):
+            try:
+                extra = self._evaluate(piece, representative, depth + 1)
+            except Exception:
+                continue
+            if isinstance(extra, str):
+                value += extra
+        return value
+
+
+_BUILTINS = frozenset(dir(__import__("builtins")))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A SQL site rendered with representative values: a whole statement or a fragment."""
+
+    file: str
+    function: str
+    line: int
+    text: str
+    pieces: tuple[str, ...]  # the site's own literal text, for finding it inside statements
+
+    @property
+    def is_statement(self) -> bool:
+        """A whole statement to lint (not a fragment, not a template with format fields)."""
+        return is_statement(self.text) and not _FORMAT_FIELD.search(self.text)
+
+
+def _load(path: Path) -> ModuleType:
+    if path.parent == PACKAGE:
+        return importlib.import_module(f"attribution.{path.stem}")
+    spec = importlib.util.spec_from_file_location(f"_sql_sites_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def literal_pieces(node: ast.AST) -> tuple[str, ...]:
+    """The literal text of a site or a string constant (format fields cut out), stripped."""
+    texts = [
+        n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+    return tuple(
+        " ".join(piece.replace("{{", "{").replace("}}", "}").split())
+        for text in texts
+        for piece in _FORMAT_FIELD.split(text)
+        if piece.strip()
+    )
+
+
+def rendered_sites(
+    package: Path = PACKAGE, representative: dict[str, object] | None = None
+) -> tuple[list[Rendered], list[tuple[str, str, int, str]]]:
+    """Render every outermost SQL site of the package's functions; return the renderings and the
+    sites that could not be rendered (file, function, line, why)."""
+    done: list[Rendered] = []
+    failed: list[tuple[str, str, int, str]] = []
+    for path in sorted(package.glob("*.py")):
+        namespace = vars(_load(path))
+        for function in functions_of(ast.parse(path.read_text())):
+            renderer = Renderer(namespace, function)
+            sites = list(sql_sites(function, path.name)) + list(
+                _template_sites(function, path.name, namespace)
+            )
+            for site in outermost(sites):
+                try:
+                    text = renderer.render(site.node, representative or {})
+                except Exception as error:  # reported by the caller
+                    failed.append((path.name, function.name, site.line, repr(error)))
+                    continue
+                pieces = literal_pieces(site.node)
+                done.append(Rendered(path.name, function.name, site.line, text, pieces))
+    return done, failed
+
+
+def _template_sites(
+    function: FunctionNode, file: str, namespace: dict[str, object]
+) -> Iterator[Site]:
+    """``NAME.format(...)`` where NAME is a module-level string that looks like SQL."""
+    for node in ast.walk(function):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "format"
+            and isinstance(node.func.value, ast.Name)
+            and isinstance(namespace.get(node.func.value.id), str)
+            and SQL_TEXT.search(namespace[node.func.value.id])  # type: ignore[arg-type]
+        ):
+            yield Site(file, function, node, (*node.args, *(k.value for k in node.keywords)))
+
+
+def module_sql_strings(package: Path = PACKAGE) -> list[Rendered]:
+    """Module-level strings that look like SQL, as the module holds them (a template keeps its
+    format fields: it is linted where ``.format`` fills them)."""
+    found = []
+    for path in sorted(package.glob("*.py")):
+        namespace = vars(_load(path))
+        for statement in ast.parse(path.read_text()).body:
+            if not isinstance(statement, ast.Assign | ast.AnnAssign) or statement.value is None:
+                continue
+            names = targets(
+                statement.targets[0] if isinstance(statement, ast.Assign) else statement.target
+            )
+            value = namespace.get(names[0]) if len(names) == 1 else None
+            if isinstance(value, str) and _sql_parts(statement.value) is not None:
+                pieces = literal_pieces(statement.value)
+                found.append(Rendered(path.name, "<module>", statement.lineno, value, pieces))
+    return found

@@ -6,11 +6,16 @@ No JVM: SQLGlot only. Whether the Spark SQL gives the same rows is the parity su
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 import sqlglot
+from sql_sites import PACKAGE, module_sql_strings, rendered_sites
 
 from attribution.portability import (
     RULES,
+    Finding,
     NotPortableError,
     lint_models,
     lint_sql,
@@ -237,3 +242,132 @@ def test_a_model_that_fails_the_lint_is_not_transpiled() -> None:
         to_spark_sql("select x / 3600.0 from t", "marts/bad")
     assert [f.rule for f in raised.value.findings] == ["decimal-literal-division"]
     assert "marts/bad:1" in str(raised.value)
+
+
+# --- SQL embedded in Python --------------------------------------------------------------------
+# Every SQL string a function of attribution/*.py builds (tests/sql_sites.py finds them on the
+# syntax tree, as the injection check does) is rendered with representative values and linted
+# like a model: f-strings and .format templates filled from the module's constants and locals,
+# parameters and loop variables standing in by name (REPRESENTATIVE where a name alone does not
+# render), fragments checked to be part of a rendered statement.
+
+REPRESENTATIVE: dict[str, object] = {"touch_column": "touch_type", "limit": 10, "threads": 2}
+
+# Embedded SQL that runs only on DuckDB by design: (file, function) -> why. A listed function
+# must still have a finding, a fragment outside every statement or a site that does not render.
+DUCKDB_ONLY: dict[tuple[str, str], str] = {
+    ("cli.py", "_mark_demo"): "marks the demo's DuckDB warehouse file (now())",
+    ("expectations.py", "_batch_sql"): "Great Expectations batches of the DuckDB raw tables",
+    ("lake.py", "duckdb_reader_sql"): "DuckDB's own reader of the lake (* EXCLUDE (dt))",
+    ("lake.py", "register_duckdb_views"): "DuckDB views over the lake folders",
+    ("lift.py", "_ensure_lift_columns"): "ALTER TABLE of the DuckDB warehouse (polars types)",
+    ("lift_views.py", "overlap"): "reads the DuckDB warehouse; * EXCLUDE keeps every diagnostic "
+    "column the lift stage writes (a Python frame: no fixed column list in sql/)",
+    ("marts.py", "kpi"): "the analyst API reads the DuckDB warehouse (ORDER BY month: a one-word "
+    "fix left to the file's owner)",
+    ("warehouse.py", "run_model"): "DuckDB's CREATE / DELETE + INSERT around each sql/ model, "
+    "which is linted itself",
+}
+# Whole modules that run only on DuckDB: file -> why.
+DUCKDB_ONLY_MODULES: dict[str, str] = {
+    "ingest.py": "ingest stays DuckDB on both engines (docs/spark.md): landing files to raw_*",
+}
+# Text the SQL pattern matches that is not SQL: (file, function) -> what it is.
+NOT_SQL: dict[tuple[str, str], str] = {
+    ("lift.py", "balance_verdict"): "prose: 'NOT balanced'",
+    ("report_data.py", "_balance_summary"): "prose: 'NOT balanced'",
+}
+
+
+@dataclass(frozen=True)
+class EmbeddedCheck:
+    """What the embedded-SQL check saw: findings, fragments in no statement, unrendered sites."""
+
+    findings: list[tuple[tuple[str, str], Finding]]
+    loose_fragments: list[tuple[tuple[str, str], str]]
+    unrendered: list[tuple[tuple[str, str], str]]
+    statements: int
+
+
+def embedded_check(package: Path = PACKAGE) -> EmbeddedCheck:
+    """Render every SQL site of the package, lint the statements, find the loose fragments."""
+    rendered, failed = rendered_sites(package, REPRESENTATIVE)
+    rendered += module_sql_strings(package)
+    statements = [r for r in rendered if r.is_statement]
+    corpus = "\n".join(" ".join(r.text.split()) for r in statements)
+    findings = [
+        ((r.file, r.function), finding)
+        for r in statements
+        for finding in lint_sql(r.text, f"{r.file}:{r.line} {r.function}")
+    ]
+    loose = [
+        ((r.file, r.function), f"{r.file}:{r.line} {max(r.pieces, key=len)}")
+        for r in rendered
+        if not r.is_statement and r.pieces and max(r.pieces, key=len) not in corpus
+    ]
+    unrendered = [
+        ((file, function), f"{file}:{line} {why}") for file, function, line, why in failed
+    ]
+    return EmbeddedCheck(findings, loose, unrendered, len(statements))
+
+
+def _not_exempt(key: tuple[str, str]) -> bool:
+    return key not in DUCKDB_ONLY and key not in NOT_SQL and key[0] not in DUCKDB_ONLY_MODULES
+
+
+@pytest.fixture(scope="module")
+def embedded() -> EmbeddedCheck:
+    return embedded_check()
+
+
+def test_sql_embedded_in_python_passes_the_lint(embedded: EmbeddedCheck) -> None:
+    found = [str(f) for key, f in embedded.findings if _not_exempt(key)]
+    assert not found, "\n".join(found)
+    assert embedded.statements > 100  # the walk sees the package's queries
+
+
+def test_every_embedded_fragment_is_linted_inside_a_statement(embedded: EmbeddedCheck) -> None:
+    loose = [where for key, where in embedded.loose_fragments if _not_exempt(key)]
+    assert not loose, "\n".join(loose)
+    failed = [why for key, why in embedded.unrendered if _not_exempt(key)]
+    assert not failed, "\n".join(failed)
+
+
+def test_no_stale_exemption(embedded: EmbeddedCheck) -> None:
+    seen = {key for key, _ in embedded.findings + embedded.loose_fragments + embedded.unrendered}
+    stale = [key for key in [*DUCKDB_ONLY, *NOT_SQL] if key not in seen]
+    stale += [file for file in DUCKDB_ONLY_MODULES if file not in {k[0] for k in seen}]
+    assert stale == []
+
+
+def test_the_embedded_check_sees_sql_built_in_python(tmp_path: Path) -> None:
+    """A query in an f-string, one composed from a module template and a fragment, one grown by
+    ``+=``, a fragment used nowhere, and a portable query: all but the last are flagged."""
+    (tmp_path / "queries.py").write_text(
+        "TEMPLATE = 'SELECT {column} FROM t ORDER BY {column} NULLS LAST'\n"
+        "WHERE = 'WHERE a > 0'\n"
+        "def unordered(con, table):\n"
+        "    return con.execute(f'SELECT a FROM {table} ORDER BY a').fetchall()\n"
+        "def composed(con, column):\n"
+        "    sql = TEMPLATE.format(column=column)\n"
+        "    return con.sql(f'SELECT * FROM ({sql}) {WHERE} AND b / c > 1')\n"
+        "def orphan():\n"
+        "    return ' AND x IS NOT NULL AND median(y) > 1'\n"
+        "def appended(con, limit):\n"
+        "    sql = 'SELECT a FROM t'\n"
+        "    if limit:\n"
+        "        sql += f' ORDER BY a LIMIT {int(limit)}'\n"
+        "    return con.sql(sql)\n"
+        "def portable(con):\n"
+        "    return con.sql('SELECT a FROM t ORDER BY a NULLS LAST, b DESC NULLS LAST')\n"
+    )
+    check = embedded_check(tmp_path)
+    assert sorted((key[1], f.rule) for key, f in check.findings) == [
+        ("appended", "implicit-null-order"),
+        ("composed", "division-not-double"),
+        ("composed", "unguarded-division"),
+        ("unordered", "implicit-null-order"),
+    ]
+    assert [key[1] for key, _ in check.loose_fragments] == ["orphan"]
+    # unordered, the filled template, composed, appended, portable
+    assert check.statements == 5
