@@ -269,15 +269,18 @@ def test_cli_run_engine_spark_records_the_run_and_what_it_did_not_produce(
 
 @pytest.mark.spark
 def test_ordered_lists_stay_ordered_on_spark(spark: Any) -> None:
-    from attribution.spark_engine import python_query_to_spark
+    """The portable spelling of list(v ORDER BY a, b) (the journey paths use it): a sorted list
+    of structs, keys first, then the values."""
+    from attribution.portability import to_spark_sql
 
     sql = (
-        "SELECT k, list(v ORDER BY a, b) AS path FROM (VALUES (1, 3, 'x', 'c'), (1, 2, 'y', 'b'), "
-        "(1, 2, 'x', 'a'), (2, 1, 'z', 'd')) AS t(k, a, b, v) WHERE k >= $k GROUP BY k ORDER BY k"
+        "SELECT k, list_transform(list_sort(list({'a': a, 'b': b, 'v': v})), lambda s: s.v) "
+        "AS path FROM (VALUES (1, 3, 'x', 'a'), (1, 2, 'y', 'c'), (1, 2, 'x', 'b'), "
+        "(2, 1, 'z', 'd')) AS t(k, a, b, v) WHERE k >= $k GROUP BY k ORDER BY k NULLS LAST"
     )
     expected = duckdb.sql(sql.replace("$k", "1")).fetchall()
-    got = [tuple(r) for r in spark.sql(python_query_to_spark(sql), args={"k": 1}).collect()]
-    assert expected == [(1, ["a", "b", "c"]), (2, ["d"])]
+    got = [tuple(r) for r in spark.sql(to_spark_sql(sql), args={"k": 1}).collect()]
+    assert expected == [(1, ["b", "c", "a"]), (2, ["d"])]  # by (a, b), not by value
     assert got == expected
 
 
