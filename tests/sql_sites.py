@@ -13,6 +13,7 @@ import ast
 import importlib
 import importlib.util
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,6 +302,7 @@ def _load(path: Path) -> ModuleType:
         return importlib.import_module(f"attribution.{path.stem}")
     spec = importlib.util.spec_from_file_location(f"_sql_sites_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  # dataclasses look it up
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
 
