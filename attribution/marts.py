@@ -194,7 +194,7 @@ class Marts:
         require_tables(self.con, table)
         key = "date" if grain == "daily" else "month"
         return self.con.sql(
-            f"SELECT * FROM {table} WHERE segment = $segment ORDER BY {key}",
+            f"SELECT * FROM {table} WHERE segment = $segment ORDER BY {key} NULLS LAST",
             params={"segment": segment},
         ).pl()
 

@@ -263,8 +263,6 @@ DUCKDB_ONLY: dict[tuple[str, str], str] = {
     ("lift.py", "_ensure_lift_columns"): "ALTER TABLE of the DuckDB warehouse (polars types)",
     ("lift_views.py", "overlap"): "reads the DuckDB warehouse; * EXCLUDE keeps every diagnostic "
     "column the lift stage writes (a Python frame: no fixed column list in sql/)",
-    ("marts.py", "kpi"): "the analyst API reads the DuckDB warehouse (ORDER BY month: a one-word "
-    "fix left to the file's owner)",
     ("warehouse.py", "run_model"): "DuckDB's CREATE / DELETE + INSERT around each sql/ model, "
     "which is linted itself",
 }
