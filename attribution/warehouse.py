@@ -12,12 +12,14 @@ how it is written:
   intersects the window ([$start_month, $end_date], ``$start_month`` = first day of the start
   date's month) are replaced; the SELECT must produce exactly those months.
 
-An incremental model may also declare ``-- sliced_by: <table>``: its rows of a day depend only on
-the rows of that day of ``<table>`` (which has the same date column) and on inputs the model
-reads around them (a lookback), so a window can be built as consecutive slices of days, each
-holding at most ``SLICE_ROWS`` rows of ``<table>``, with the same rows as one build. Memory then
-grows with the slice, not with the window (``fct_attribution`` at workload L needs over 2.5 GB of
-DuckDB memory in one piece; docs/performance.md, "Memory").
+An incremental model may also declare ``-- sliced_by: <table>[(<date column>)]``: its rows of a
+day depend only on the rows of that day of ``<table>`` (date column: the model's own unless
+named) and on inputs the model reads around them (a lookback or lookahead), so a window can be
+built as consecutive slices of days, each holding at most ``SLICE_ROWS`` rows of ``<table>``, with
+the same rows as one build. Each slice binds its own ``$start_date`` / ``$end_date``; a rule that
+needs the end of the data (not of the slice) binds ``$data_end_date``. Memory then grows with the
+slice, not with the window (at workload L, ``fct_attribution`` and ``fct_conversion_lift`` run
+out of 1 GB of DuckDB memory in one piece; docs/performance.md, "Memory").
 
 The pipeline runs every stage of a build inside one outer transaction (``atomic``): the
 transactions opened here then join it, and a failed gate rolls the whole build back.
@@ -46,7 +48,7 @@ _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _MATERIALIZED = re.compile(
     r"^--\s*materialized:\s*(view|table|incremental\((\w+)(?:,\s*(month))?\))\s*$", re.M
 )
-_SLICED_BY = re.compile(r"^--\s*sliced_by:\s*(\w+)\s*$", re.M)
+_SLICED_BY = re.compile(r"^--\s*sliced_by:\s*(\w+)(?:\((\w+)\))?\s*$", re.M)
 # rows of a sliced model's driving table per slice: ~2.6M ledger rows of fct_attribution, well
 # under 1 GB of DuckDB memory (measured at workload L, docs/performance.md "Memory")
 SLICE_ROWS = 250_000
@@ -72,6 +74,7 @@ class Model:
     path: Path
     by_month: bool = False
     sliced_by: str | None = None  # built in slices of days of this table (see module docstring)
+    slice_column: str | None = None  # the date column of ``sliced_by``
 
     @property
     def grain(self) -> str:
@@ -102,6 +105,7 @@ def load_model(path: Path) -> Model:
         path=path,
         by_month=match.group(3) == "month",
         sliced_by=sliced.group(1) if sliced else None,
+        slice_column=(sliced.group(2) or date_column) if sliced else None,
     )
 
 
@@ -173,6 +177,7 @@ def model_parameters(settings: Settings, start_date: date, end_date: date) -> di
     """Return every parameter a model may bind for the output window [start_date, end_date]."""
     return {
         **_window_parameters(start_date, end_date),
+        "data_end_date": end_date,  # the last day of data, also when a model is built in slices
         "max_window_days": settings.max_window_days,
         "session_timeout_minutes": settings.session_timeout_minutes,
         "half_life_days": float(settings.half_life_days),
@@ -213,8 +218,8 @@ def _slices_of(
     if model.sliced_by is None:
         return [(start, end)]
     rows = con.execute(
-        f'SELECT "{model.date_column}", count(*) FROM "{model.sliced_by}" '
-        f'WHERE "{model.date_column}" BETWEEN $start AND $end GROUP BY ALL',
+        f'SELECT "{model.slice_column}", count(*) FROM "{model.sliced_by}" '
+        f'WHERE "{model.slice_column}" BETWEEN $start AND $end GROUP BY ALL',
         {"start": start, "end": end},
     ).fetchall()
     return day_slices(rows, start, end, SLICE_ROWS)

@@ -273,7 +273,7 @@ REVIEWED: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ),
     ("warehouse.py", "_count"): (frozenset({"table"}), "model table names, quoted"),
     ("warehouse.py", "_slices_of"): (
-        frozenset({"model.date_column", "model.sliced_by"}),
+        frozenset({"model.slice_column", "model.sliced_by"}),
         "a model file's header (date column, driving table), quoted",
     ),
     ("warehouse.py", "run_audits"): (frozenset({"sql"}), "an audit query from sql/audits"),

@@ -75,40 +75,60 @@ def built(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize(
+    ("name", "driving", "column"),
+    [
+        ("fct_attribution", "int_order_lines", "order_date"),
+        ("fct_conversion_lift", "stg_visits", "visit_date"),
+    ],
+)
 def test_sliced_builds_equal_one_build(
-    built: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
+    built: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    name: str,
+    driving: str,
+    column: str,
 ) -> None:
-    model = load_model(sql_dir() / "marts" / "fct_attribution.sql")
+    model = load_model(sql_dir() / "marts" / f"{name}.sql")
+    assert (model.sliced_by, model.slice_column) == (driving, column)
     con = duckdb.connect(str(built))
-    con.execute("CREATE TABLE whole AS FROM fct_attribution")
-    first, last, lines = con.execute(
-        "SELECT min(order_date), max(order_date), count(*) FROM int_order_lines"
+    first, last, rows = con.execute(
+        f"SELECT min({column}), max({column}), count(*) FROM {driving}"
     ).fetchone()
-    assert con.execute("SELECT count(*) FROM whole").fetchone()[0] > 1000
-    monkeypatch.setattr(wh, "SLICE_ROWS", lines // 12)
-    calls: list[dict] = []
+    inserts: list[dict] = []
     execute = duckdb.DuckDBPyConnection.execute
 
     class Counting:  # count the slices: every INSERT into the model is one
-        def __getattr__(self, name: str):
-            return getattr(con, name)
+        def __getattr__(self, attribute: str):
+            return getattr(con, attribute)
 
         def execute(self, sql: str, params=None):
-            if sql.startswith('INSERT INTO "fct_attribution"'):
-                calls.append(params)
+            if sql.startswith(f'INSERT INTO "{name}"'):
+                inserts.append(params)
             return execute(con, sql, params) if params is not None else execute(con, sql)
 
+    def build(start: date, *, rebuild: bool = False) -> int | None:
+        inserts.clear()
+        return run_model(
+            Counting(), model, model_parameters(settings, start, last), rebuild=rebuild
+        )
+
+    monkeypatch.setattr(wh, "SLICE_ROWS", rows)  # one piece
+    build(first, rebuild=True)
+    assert len(inserts) == 1
+    con.execute(f"CREATE TABLE whole AS FROM {name}")
+    assert con.execute("SELECT count(*) FROM whole").fetchone()[0] > 1000
+    monkeypatch.setattr(wh, "SLICE_ROWS", rows // 12)
     # full build in slices
-    written = run_model(Counting(), model, model_parameters(settings, first, last), rebuild=True)
-    assert len(calls) >= 12
+    written = build(first, rebuild=True)
+    assert len(inserts) >= 12
     assert written == con.execute("SELECT count(*) FROM whole").fetchone()[0]
-    assert _rows_only_in(con, "whole", "fct_attribution") == 0
-    assert _rows_only_in(con, "fct_attribution", "whole") == 0
+    assert _rows_only_in(con, "whole", name) == 0
+    assert _rows_only_in(con, name, "whole") == 0
     # an incremental window in slices replaces exactly its days
-    calls.clear()
-    middle = first + (last - first) / 2
-    run_model(Counting(), model, model_parameters(settings, middle, last))
-    assert len(calls) >= 5
-    assert _rows_only_in(con, "whole", "fct_attribution") == 0
-    assert _rows_only_in(con, "fct_attribution", "whole") == 0
+    build(first + (last - first) / 2)
+    assert len(inserts) >= 5
+    assert _rows_only_in(con, "whole", name) == 0
+    assert _rows_only_in(con, name, "whole") == 0
     con.close()

@@ -1,5 +1,6 @@
 -- grain: one row per (period x segment x method x window x experiment); this model: method 'observed', daily periods, segments all/marketplace/channel (attribution.lift adds the rest)
 -- materialized: incremental(period_start)
+-- sliced_by: stg_visits(visit_date)
 -- order: 20
 -- Population: visitor-days (a user with a storefront visit or an assistant session on a UTC day).
 -- Engaged: the user had an assistant session that day. Index time: the day's first visit or session.
@@ -9,7 +10,8 @@
 -- Interval: 95% delta-method interval on log(cr_engaged / cr_comparison) (binomial, units treated as
 -- independent), mirrored in attribution.stats.ratio_lift_interval.
 -- Input window = output window + lookahead: orders up to max_window_days after end_date (none
--- exist beyond the data's end; the completeness filter keeps that honest).
+-- exist beyond the data's end; the completeness filter keeps that honest). Built in slices of
+-- visit days (memory): end_date is the slice's last day, data_end_date the data's.
 with activity as (
     select user_id, visit_date as activity_date, visit_at as activity_at, marketplace, channel,
         0 as is_session
@@ -69,7 +71,7 @@ outcomes as (
         and o.order_at >= v.index_at
         and date_diff('microsecond', v.index_at, o.order_at)
             <= cast(w.window_days as bigint) * 86400000000
-    where v.activity_date + w.window_days <= cast($end_date as date)
+    where v.activity_date + w.window_days <= cast($data_end_date as date)
     group by v.user_id, v.activity_date, v.is_engaged, v.marketplace, v.channel, w.window_days
 ),
 
