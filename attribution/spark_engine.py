@@ -13,10 +13,10 @@
    read back from it;
 3. the data-driven model: Spark computes the aggregated journeys (one row per distinct path)
    and the rule totals per touch type, the unchanged Python Markov/Shapley code reads them;
-4. the lift: its Python estimators read one row per visitor-day (not an aggregate); they run
-   on the driver in DuckDB over the lake's Parquet (``lift.write_lift_tables`` unchanged),
-   which does not scale out; on an object-store lake this stage is not run and the run lists
-   the tables it did not produce;
+4. the lift: Spark computes its estimators' sums (``lift_aggregates``: per period, segment
+   and side; per propensity fit and covariate) and Python only combines them and solves the
+   propensity model's k x k Newton systems; its three tables are written to the lake
+   (local or object store);
 5. the KPI layer on Spark, then the audits (``sql/audits``) on Spark: offending rows per audit.
 
 Nothing here runs at import time and pyspark is imported only inside functions.
@@ -24,11 +24,13 @@ Nothing here runs at import time and pyspark is imported only inside functions.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,34 +249,200 @@ def data_driven_on_spark(
     return with_period(frame, start_date, end_date)
 
 
-def lift_on_driver(
-    lake: str, settings: Settings, start_date: date, end_date: date, model_tables: list[str]
-) -> dict[str, int]:
-    """Run the lift stage (``lift.write_lift_tables``, unchanged) in DuckDB on the driver over
-    the lake's Parquet, and write its three tables back to the lake; rows per table.
+def spark_lift_sql(sql: str) -> str:
+    """Return one of the lift's DuckDB queries as Spark SQL: ``AS MATERIALIZED`` hints dropped
+    (Spark has none), then ``portability.to_spark_sql``. The unit queries of ``attribution.lift``
+    run unchecked (their ORDER BY keys without NULLS FIRST/LAST are carried over with DuckDB's
+    NULLS LAST by SQLGlot); the aggregate queries of ``lift_aggregates`` pass the lint."""
+    from attribution import lift
+    from attribution.portability import to_spark_sql
 
-    Its input is one row per visitor-day with covariates and outcomes (not an aggregate), so
-    this stage is bounded by the driver's memory: it does not scale out.
-    """
-    from attribution.lift import write_lift_tables
-    from attribution.warehouse import connect, run_model
+    if sql not in (lift.UNITS_SQL, lift.UNIT_OUTCOMES_SQL, lift.EXPERIMENT_SQL):
+        return to_spark_sql(sql)
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for cte in tree.find_all(exp.CTE):
+        cte.set("materialized", None)
+    return to_spark_sql(tree.sql(dialect="duckdb"), check=False)
 
-    con = connect(":memory:", memory_limit=settings.duckdb_memory_limit)
+
+@dataclass
+class SparkLiftEngine:
+    """``lift_aggregates.Engine`` on a Spark session: relations are cached temp views, queries
+    return polars frames (only aggregates are collected)."""
+
+    spark: SparkSession
+    cached: dict[str, DataFrame] = field(default_factory=dict)
+
+    def _frame(self, sql: str, params: Mapping[str, Any]) -> DataFrame:
+        return self.spark.sql(spark_lift_sql(sql), args=bound_parameters(sql, params))
+
+    def query(self, sql: str, params: Mapping[str, Any], *, plain: bool = False) -> pl.DataFrame:
+        frame = self._frame(sql, params)
+        rows = [tuple(row) for row in frame.collect()]
+        if not rows:
+            return pl.DataFrame(schema=dict.fromkeys(frame.columns, pl.Null))
+        return pl.DataFrame(rows, schema=frame.columns, orient="row", infer_schema_length=None)
+
+    def create(self, name: str, sql: str, params: Mapping[str, Any]) -> None:
+        self.drop(name)
+        frame = self._frame(sql, params).persist()
+        frame.count()
+        frame.createOrReplaceTempView(name)
+        self.cached[name] = frame
+
+    def register(self, name: str, frame: pl.DataFrame) -> None:
+        self.drop(name)
+        _spark_frame(self.spark, frame).createOrReplaceTempView(name)
+
+    def drop(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+        if name in self.cached:
+            self.cached.pop(name).unpersist()
+
+
+def _expected_shares(spark: SparkSession) -> dict[str, float]:
+    """Return the design holdout share per experiment (``cfg_experiments`` if registered)."""
+    from attribution.lift import EXPECTED_HOLDOUT_SHARE
+
+    shares = dict(EXPECTED_HOLDOUT_SHARE)
+    if spark.catalog.tableExists("cfg_experiments"):
+        for experiment_id, share in spark.sql(
+            "SELECT experiment_id, expected_holdout_share FROM cfg_experiments"
+        ).collect():
+            shares[str(experiment_id)] = float(share)
+    return shares
+
+
+def lift_rows_on_spark(
+    spark: SparkSession, settings: Settings, start_date: date, end_date: date
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return (lift rows, balance rows, overlap rows) computed from Spark aggregates
+    (``lift_aggregates``: Python receives rows per group, fit and covariate, never units)."""
+    from attribution import lift_aggregates as la
+
+    engine = SparkLiftEngine(spark)
+    windows = tuple(settings.windows_days)
     try:
-        lk.register_duckdb_views(con, lake, list(lk.RAW_TABLE_DAYS))
-        for model in models(("staging",)):
-            run_model(con, model, {})
-        lk.register_duckdb_views(con, lake, [t for t in model_tables if t != LIFT_TABLES[0]])
-        con.execute(
-            f'CREATE TABLE "{LIFT_TABLES[0]}" AS {lk.duckdb_reader_sql(lake, LIFT_TABLES[0])}'
+        la.create_unit_relations(engine, start_date, end_date, windows)
+        lift_rows, balance, overlap = la.visitor_day_rows(engine, windows, start_date, end_date)
+        lift_rows += la.experiment_rows(
+            engine, windows, start_date, end_date, _expected_shares(spark)
         )
-        write_lift_tables(con, settings, start_date, end_date)
-        days = {"fct_conversion_lift": "period_start"}
-        return {
-            table: lk.write_duckdb_table(con, table, lake, days.get(table)) for table in LIFT_TABLES
-        }
     finally:
-        con.close()
+        la.drop_unit_relations(engine)
+        for name in list(engine.cached):
+            engine.drop(name)
+    return lift_rows, balance, overlap
+
+
+def _spark_value(value: Any, data_type: Any) -> Any:
+    """Return a Python lift value for a Spark column: a float bound for a DECIMAL column is
+    rounded as DuckDB casts DOUBLE to DECIMAL(p, s) (``value x 10^s`` as a double, rounded half
+    away from zero; checked on 20,000 values), not as Spark's cast does (the shortest decimal
+    spelling: 62.04575 is 62.0458 on DuckDB, 62.0457 from its exact binary value)."""
+    from pyspark.sql.types import DecimalType
+
+    if value is None or not isinstance(data_type, DecimalType):
+        return value
+    scaled = value * 10.0**data_type.scale
+    units = math.floor(abs(scaled) + 0.5)
+    return Decimal(units if scaled >= 0 else -units).scaleb(-data_type.scale)
+
+
+def lift_on_spark(
+    spark: SparkSession, lake: str, settings: Settings, start_date: date, end_date: date
+) -> dict[str, int]:
+    """Compute the lift stage's rows from Spark aggregates and write its three tables to the
+    lake, as ``lift.write_lift_tables`` writes them in DuckDB; rows per table.
+
+    ``fct_conversion_lift`` keeps the SQL model's daily observed rows (with their p-values) and
+    gains every other row; p_value_bh is adjusted over each family as on DuckDB.
+    """
+    from pyspark.sql.types import StructField, StructType
+    from pyspark.sql.types import _parse_datatype_string as _parse_type
+
+    from attribution import lift
+
+    lift_rows, balance, overlap = lift_rows_on_spark(spark, settings, start_date, end_date)
+    python_rows = lift._frame(lift_rows)
+    table = spark.table(LIFT_TABLES[0])
+    sql_rows = [row.asDict() for row in table.where(lift._SQL_OWNED).collect()]
+    p_values = {
+        (r["period_start"], r["segment"], r["window_days"]): lift._binomial_p(
+            int(r["conversions_engaged"]),
+            int(r["n_engaged"]),
+            int(r["conversions_comparison"]),
+            int(r["n_comparison"]),
+        )
+        for r in sql_rows
+    }
+    keys = ["period_start", "period_grain", "method", "window_days", "experiment_id", "segment"]
+    sql_keyed = pl.DataFrame(
+        [(*k, p) for k, p in p_values.items()],
+        schema={
+            "period_start": pl.Date,
+            "segment": pl.Utf8,
+            "window_days": pl.Int32,
+            "p_value": pl.Float64,
+        },
+        orient="row",
+    ).with_columns(
+        pl.lit("day").alias("period_grain"),
+        pl.lit("observed").alias("method"),
+        pl.lit(None, dtype=pl.Utf8).alias("experiment_id"),
+    )
+    family = ["period_start", "period_grain", "method", "window_days", "experiment_id"]
+    every = lift._bh(
+        pl.concat(
+            [sql_keyed.select([*keys, "p_value"]), python_rows.select([*keys, "p_value"])],
+            how="vertical_relaxed",
+        ),
+        family,
+    )
+    python_rows = python_rows.drop("p_value_bh").join(
+        every.select([*keys, "p_value_bh"]), on=keys, how="left", nulls_equal=True
+    )
+    bh = {
+        (r["period_start"], r["segment"], r["window_days"]): r["p_value_bh"]
+        for r in every.filter(
+            (pl.col("method") == "observed") & (pl.col("period_grain") == "day")
+        ).iter_rows(named=True)
+    }
+    for r in sql_rows:
+        key = (r["period_start"], r["segment"], r["window_days"])
+        r["p_value"], r["p_value_bh"] = p_values[key], bh.get(key)
+    # columns: the model's, then the lift's extra ones (as lift._ensure_lift_columns adds them)
+    schema = StructType(
+        [
+            *table.schema.fields,
+            *(
+                StructField(c, _parse_type(_SPARK_TYPES[t]))
+                for c, t in lift.LIFT_COLUMNS.items()
+                if c not in table.columns
+            ),
+        ]
+    )
+    sql_frame = spark.createDataFrame(
+        [tuple(r.get(f.name) for f in schema.fields) for r in sql_rows], schema
+    )
+    python_frame = spark.createDataFrame(
+        [
+            tuple(_spark_value(row.get(f.name), f.dataType) for f in schema.fields)
+            for row in python_rows.iter_rows(named=True)
+        ],
+        schema,
+    )
+    written = {
+        LIFT_TABLES[0]: write_spark_table(
+            spark, sql_frame.union(python_frame), lake, LIFT_TABLES[0], "period_start"
+        )
+    }
+    for name, rows in ((LIFT_TABLES[1], balance), (LIFT_TABLES[2], overlap)):
+        frame = lift.diagnostics_frame(rows)
+        if frame.is_empty():
+            frame = pl.DataFrame(schema={"period_start": pl.Date})
+        written[name] = write_spark_table(spark, _spark_frame(spark, frame), lake, name, None)
+    return written
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -352,28 +520,12 @@ def build_on_spark(
         )
         say(f"{DATA_DRIVEN_TABLE}: {frame.height:,} rows (Markov and Shapley on Spark's paths)")
     with stage("lift"):
-        if lk.is_object_store(lake):
-            reason = (
-                "not produced on an object-store lake: the lift's Python estimators read one "
-                "row per visitor-day through DuckDB on the driver, which reads local lakes only"
-            )
-            build.not_produced.update(
-                {
-                    "fct_conversion_lift (rows other than daily observed)": reason,
-                    "fct_lift_balance": reason,
-                    "fct_lift_overlap": reason,
-                }
-            )
-            say(f"lift: {reason}")
-        else:
-            written = lift_on_driver(lake, settings, start_date, end_date, list(build.tables))
-            build.tables.update(written)
-            for table in LIFT_TABLES:
-                register_lake_table(spark, lake, table)
-            say(
-                f"lift: {written['fct_conversion_lift']:,} rows (DuckDB on the driver over the "
-                "lake: one row per visitor-day, does not scale out)"
-            )
+        written = lift_on_spark(spark, lake, settings, start_date, end_date)
+        build.tables.update(written)
+        say(
+            f"lift: {written[LIFT_TABLES[0]]:,} rows (from Spark aggregates: rows per period, "
+            "segment and side reach Python, never a visitor-day)"
+        )
     with stage("kpi"):
         run_layers(KPI_LAYERS)
     if audits:

@@ -238,6 +238,42 @@ REVIEWED: dict[tuple[str, str], tuple[frozenset[str], str]] = {
         "column names of fct_conversion_lift (DESCRIBE), as quoted identifiers",
     ),
     ("lift.py", "_write_frame"): (frozenset({"name"}), "lift table names (constants)"),
+    # lift_aggregates: generated aggregate SQL; every name is a module constant, a column list
+    # of the module, or SQL text the module built; data values are bound ($level_i, dates)
+    ("lift_aggregates.py", "create"): (
+        frozenset({"name", "sql"}),
+        "temp relation names (module constants) and the module's own queries",
+    ),
+    ("lift_aggregates.py", "register"): (frozenset({"name"}), "module relation names"),
+    ("lift_aggregates.py", "drop"): (frozenset({"name"}), "module relation names"),
+    ("lift_aggregates.py", "_segments_sql"): (
+        frozenset({"source", "values"}),
+        "a query of the module; dimension names from the module's DIMENSIONS",
+    ),
+    ("lift_aggregates.py", "_comparison_sql"): (
+        frozenset({"', '.join((f'i.{key}' for key in keys))", "ck", "k", "on_keys"}),
+        "key column names passed by the module (FIT_KEYS and constants)",
+    ),
+    ("lift_aggregates.py", "_cuped_sql"): (
+        frozenset({"k", "on"}),
+        "key column names passed by the module",
+    ),
+    ("lift_aggregates.py", "_periods"): (
+        frozenset({"day", "k", "source"}),
+        "column names and a query of the module",
+    ),
+    ("lift_aggregates.py", "_pending_units_sql"): (
+        frozenset({"', '.join((f'u.{c}' for c in columns))", "source"}),
+        "FIT_KEYS and numbered design columns; a module relation name",
+    ),
+    ("lift_aggregates.py", "_newton_sql"): (
+        frozenset({"', '.join(sums)", "source"}),
+        "sums over numbered design columns; a module relation name",
+    ),
+    ("lift_aggregates.py", "_moments_sql"): (
+        frozenset({"', '.join(stats)"}),
+        "aggregates of design expressions whose level values are bound ($level_i)",
+    ),
     ("marts.py", "kpi"): (frozenset({"table"}), "kpi_{grain}_segments, grain checked first"),
     ("report_data.py", "_kpi_rows"): (
         frozenset({"table", "column", "tie_break"}),
@@ -250,10 +286,6 @@ REVIEWED: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("run_log.py", "record_run"): (
         frozenset({"name", "select"}),
         "_runs column names from the pipeline's dict; every value bound",
-    ),
-    ("spark_engine.py", "lift_on_driver"): (
-        frozenset({"lk.duckdb_reader_sql(lake, LIFT_TABLES[0])"}),
-        "read_parquet of the lake folder through _sql_string (a view takes no parameters)",
     ),
     ("version_compare.py", "version_units"): (
         frozenset({"credit_model"}),

@@ -251,3 +251,49 @@ def test_random_units_give_the_rows_of_lift_py(frame: pl.DataFrame) -> None:
     got = la.visitor_day_rows(engine, PROPERTY_WINDOWS, START, end)
     for expected_rows, got_rows in zip(expected, got, strict=True):
         assert_rows_equal(expected_rows, got_rows)
+
+
+@st.composite
+def experiment_tables(draw: st.DrawFn) -> pl.DataFrame:
+    """Return random assigned users of one or two experiments, one row per (user, experiment,
+    window), with pre-period conversions (CUPED's x) and both arms."""
+    rows = []
+    for experiment_id in draw(st.sets(st.sampled_from(["exp_a", "exp_b"]), min_size=1)):
+        for u in range(draw(st.integers(2, 12))):
+            unit = {
+                "user_id": f"u{u:02d}",
+                "experiment_id": experiment_id,
+                "is_treatment": draw(st.booleans()),
+                "assigned_date": START + timedelta(days=draw(st.integers(0, 9))),
+                "pre": float(draw(st.booleans())),
+                "is_returning_buyer": draw(st.booleans()),
+                "marketplace": draw(st.sampled_from(["DE", "US", None])),
+                "channel": draw(st.sampled_from(["web", "app"])),
+            }
+            for w in PROPERTY_WINDOWS:
+                converted = draw(st.booleans())
+                revenue = draw(st.sampled_from([10.0, 33.3])) if converted else 0.0
+                rows.append(
+                    {**unit, "window_days": w, "converted": float(converted), "revenue": revenue}
+                )
+    return pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        pl.col("window_days").cast(pl.Int32)
+    )
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(experiment_tables())
+def test_random_experiments_give_the_rows_of_lift_py(frame: pl.DataFrame) -> None:
+    end = START + timedelta(days=11)
+    shares = {"exp_a": 0.5}
+    units = frame.sort("experiment_id", "user_id").with_columns(
+        (pl.col("user_id").rank("dense") - 1).alias("user_code"),
+        pl.col("pre").alias("pre_converted_28"),
+    )
+    expected = []
+    for w in PROPERTY_WINDOWS:
+        part = units.filter(pl.col("window_days") == w)
+        expected += lift.experiment_rows(part, (w,), START, end, shares)
+    engine = la.DuckDBEngine(duckdb.connect())
+    engine.register(la.EXPERIMENT_UNITS, frame)
+    assert_rows_equal(expected, la.experiment_rows(engine, PROPERTY_WINDOWS, START, end, shares))
