@@ -734,6 +734,23 @@ def smd_of(mt: float, mc: float, vt: float, vc: float) -> float | None:
     return float((mt - mc) / pooled)
 
 
+def _smd_of_sides(
+    t: Mapping[str, Any], c: Mapping[str, Any], mean: tuple[str, str], squares: tuple[str, str]
+) -> float | None:
+    """Return the SMD from per-side sums: ``mean`` = (sum, its divisor), ``squares`` = (squared
+    deviations, units); None when a side has fewer than 2 units."""
+    total, divisor = mean
+    deviations, n = squares
+    if t[n] < 2 or c[n] < 2:
+        return None
+    return smd_of(
+        t[total] / t[divisor],
+        c[total] / c[divisor],
+        t[deviations] / (t[n] - 1),
+        c[deviations] / (c[n] - 1),
+    )
+
+
 def _diagnostics(
     key: dict[str, Any], fit: _Fit, names: list[str], t: Mapping[str, Any], c: Mapping[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -741,21 +758,9 @@ def _diagnostics(
     period = {k: key[k] for k in ("period_start", "period_end", "period_grain", "window_days")}
     balance = []
     for j in fit.active:
-        before = after = None
-        if t["n"] >= 2 and c["n"] >= 2:
-            before = smd_of(
-                t[f"s{j}"] / t["n"],
-                c[f"s{j}"] / c["n"],
-                t[f"q{j}"] / (t["n"] - 1),
-                c[f"q{j}"] / (c["n"] - 1),
-            )
-        if t["nk"] >= 2 and c["nk"] >= 2:
-            after = smd_of(
-                t[f"swk{j}"] / t["wk"],
-                c[f"swk{j}"] / c["wk"],
-                t[f"qk{j}"] / (t["nk"] - 1),
-                c[f"qk{j}"] / (c["nk"] - 1),
-            )
+        # before: every unit, unweighted; after: kept units, weighted means
+        before = _smd_of_sides(t, c, (f"s{j}", "n"), (f"q{j}", "n"))
+        after = _smd_of_sides(t, c, (f"swk{j}", "wk"), (f"qk{j}", "nk"))
         balance.append(
             {
                 **period,
