@@ -377,3 +377,28 @@ def test_flow_engine_parameter_is_checked(tmp_path: Path) -> None:
         pipeline_flow.fn(**paths, engine="spark")
     with pytest.raises(ValueError, match="use duckdb or spark"):
         pipeline_flow.fn(**paths, engine="flink")
+
+
+def test_python_lift_values_round_to_decimal_as_duckdb_casts_them() -> None:
+    """The Spark engine writes the lift's double means into DECIMAL(18, 4) columns rounded as
+    DuckDB's cast rounds them (x 10^4, half away from zero), not as Spark's cast would (the
+    shortest spelling: 62.04575 -> 62.0457). No JVM: the rounding is Python's."""
+    import random
+
+    from pyspark.sql.types import DecimalType
+
+    from attribution.spark_engine import _spark_value
+
+    rng = random.Random(5)
+    values = [62.04575, 817.48825, -2017.88725, 154.43155, 0.00005, 1e-9, 0.0]
+    values += [
+        rng.randint(-(10**7), 10**7) / rng.choice([3, 7, 40, 160]) / 100 for _ in range(2000)
+    ]
+    cast = duckdb.connect().execute(
+        "SELECT cast(v AS DECIMAL(18, 4)) FROM unnest(?) WITH ORDINALITY AS t(v, i) ORDER BY i",
+        [values],
+    )
+    expected = [row[0] for row in cast.fetchall()]
+    assert [_spark_value(v, DecimalType(18, 4)) for v in values] == expected
+    assert _spark_value(62.04575, DecimalType(18, 4)) == Decimal("62.0458")
+    assert _spark_value(None, DecimalType(18, 4)) is None and _spark_value(1.5, None) == 1.5
