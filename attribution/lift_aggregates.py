@@ -29,7 +29,6 @@ The engine is anything with ``query`` / ``create`` / ``register`` / ``drop`` (``
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -720,20 +719,6 @@ def _newton_step(fit: _Fit, sums: Mapping[str, Any]) -> None:
     fit.done = bool(np.max(np.abs(step)) < 1e-8)
 
 
-# A pooled SD below this (covariates are standardised: SD 1 over the fit) is a column constant
-# among the side's units up to rounding: its SMD is 0 when the means agree to this, else None.
-DEGENERATE_SD = 1e-9
-
-
-def smd_of(mt: float, mc: float, vt: float, vc: float) -> float | None:
-    """Return the standardised mean difference from the side means and variances (ddof 1);
-    a column constant on both sides up to rounding gives 0.0 (same means) or None."""
-    pooled = math.sqrt(max(vt + vc, 0.0) / 2)
-    if pooled <= DEGENERATE_SD:
-        return 0.0 if abs(mt - mc) <= DEGENERATE_SD else None
-    return float((mt - mc) / pooled)
-
-
 def _smd_of_sides(
     t: Mapping[str, Any], c: Mapping[str, Any], mean: tuple[str, str], squares: tuple[str, str]
 ) -> float | None:
@@ -743,7 +728,7 @@ def _smd_of_sides(
     deviations, n = squares
     if t[n] < 2 or c[n] < 2:
         return None
-    return smd_of(
+    return ls.smd_of(
         t[total] / t[divisor],
         c[total] / c[divisor],
         t[deviations] / (t[n] - 1),

@@ -10,6 +10,7 @@ With one unit per cluster and unit weights this is exactly the binomial formula
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,11 +127,20 @@ def ratio_from_means(m1: float, m0: float, se_log: float) -> RatioEstimate:
         m1,
         m0,
         lift,
-        math.exp(log_ratio - Z_95 * se_log) - 1,
-        math.exp(log_ratio + Z_95 * se_log) - 1,
+        _ratio_bound(log_ratio - Z_95 * se_log),
+        _ratio_bound(log_ratio + Z_95 * se_log),
         p,
         se_log,
     )
+
+
+def _ratio_bound(log_bound: float) -> float | None:
+    """Return exp(log_bound) - 1, None when it overflows a double (an interval so wide, from
+    tiny means, that its upper end is unbounded)."""
+    return math.exp(log_bound) - 1 if log_bound < _MAX_LOG else None
+
+
+_MAX_LOG = math.log(sys.float_info.max)
 
 
 def weighted_difference(
@@ -217,10 +227,7 @@ def smd(x: np.ndarray, treated: np.ndarray, weights: np.ndarray | None = None) -
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
     mean_t = np.average(x[t], weights=w[t])
     mean_c = np.average(x[~t], weights=w[~t])
-    pooled = math.sqrt((x[t].var(ddof=1) + x[~t].var(ddof=1)) / 2)
-    if pooled == 0:
-        return 0.0 if mean_t == mean_c else None
-    return float((mean_t - mean_c) / pooled)
+    return smd_of(float(mean_t), float(mean_c), x[t].var(ddof=1), x[~t].var(ddof=1))
 
 
 def cuped_theta(y: np.ndarray, x: np.ndarray) -> float:
@@ -308,11 +315,25 @@ def smd_columns(
     for rows in row_blocks(len(x)):
         squares_t += in_t[rows] @ (x[rows] - plain_t) ** 2
         squares_c += in_c[rows] @ (x[rows] - plain_c) ** 2
-    pooled = np.sqrt((squares_t / (n_t - 1) + squares_c / (n_c - 1)) / 2)
-    out: list[float | None] = []
-    for mt, mc, sd in zip(mean_t.tolist(), mean_c.tolist(), pooled.tolist(), strict=True):
-        if sd == 0:
-            out.append(0.0 if mt == mc else None)
-        else:
-            out.append(float((mt - mc) / sd))
-    return out
+    var_t, var_c = squares_t / (n_t - 1), squares_c / (n_c - 1)
+    return [
+        smd_of(mt, mc, vt, vc)
+        for mt, mc, vt, vc in zip(
+            mean_t.tolist(), mean_c.tolist(), var_t.tolist(), var_c.tolist(), strict=True
+        )
+    ]
+
+
+# a pooled SD at or below this (on standardised covariates) is a column constant on both sides
+# up to rounding: its blockwise variance is rounding noise, and a mean difference divided by it
+# would be an arbitrary number (e.g. -1.76 for a column equal on every unit)
+DEGENERATE_SD = 1e-9
+
+
+def smd_of(mt: float, mc: float, vt: float, vc: float) -> float | None:
+    """Return the standardised mean difference from the side means and variances (ddof 1);
+    a column constant on both sides up to rounding gives 0.0 (same means) or None."""
+    pooled = math.sqrt(max(vt + vc, 0.0) / 2)
+    if pooled <= DEGENERATE_SD:
+        return 0.0 if abs(mt - mc) <= DEGENERATE_SD else None
+    return float((mt - mc) / pooled)

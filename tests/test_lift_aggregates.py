@@ -11,7 +11,6 @@ import math
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
-from unittest import mock
 
 import duckdb
 import numpy as np
@@ -44,41 +43,12 @@ def assert_rows_equal(expected: list[dict[str, Any]], got: list[dict[str, Any]])
             assert same, f"row {i} {column}: {x!r} != {y!r}\n{a}"
 
 
-def robust_smd_columns(x, treated, weights=None, keep=None):
-    """lift_stats.smd_columns with lift_aggregates' rule for columns constant on both sides
-    up to rounding (pooled SD <= DEGENERATE_SD): there numpy's blockwise variances give a
-    rounding artefact (e.g. -1.26 for a column equal on every unit), the aggregates 0.0 or
-    None. Elsewhere the value of smd_columns itself."""
-    t = np.asarray(treated, dtype=bool)
-    kept = np.ones(len(t), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
-    w = np.ones(len(t)) if weights is None else np.asarray(weights, dtype=float)
-    out = SMD_COLUMNS(x, treated, weights, keep)
-    for j in range(x.shape[1]):
-        a, b = x[t & kept, j], x[~t & kept, j]
-        if len(a) < 2 or len(b) < 2:
-            continue
-        va, vb = a.var(ddof=1), b.var(ddof=1)
-        if math.sqrt((va + vb) / 2) <= la.DEGENERATE_SD:
-            mean_a = np.average(a, weights=w[t & kept])
-            out[j] = la.smd_of(mean_a, np.average(b, weights=w[~t & kept]), va, vb)
-    return out
-
-
-SMD_COLUMNS = lift_stats.smd_columns
-
-
-@pytest.fixture
-def degenerate_smd_rule() -> Iterator[None]:
-    with mock.patch.object(lift_stats, "smd_columns", robust_smd_columns):
-        yield
-
-
 def test_smd_of_a_column_constant_up_to_rounding() -> None:
-    assert la.smd_of(1.0, 0.0, 2.0, 2.0) == pytest.approx(1 / math.sqrt(2))
-    assert la.smd_of(1.0, 0.0, 4.0, 0.0) == pytest.approx(1 / math.sqrt(2))
-    assert la.smd_of(0.25, 0.25, 0.0, 0.0) == 0.0
-    assert la.smd_of(-0.36514837167011077, -0.3651483716701107, 1e-33, 0.0) == 0.0
-    assert la.smd_of(0.5, -0.5, 0.0, 1e-30) is None  # separated: undefined, not huge
+    assert lift_stats.smd_of(1.0, 0.0, 2.0, 2.0) == pytest.approx(1 / math.sqrt(2))
+    assert lift_stats.smd_of(1.0, 0.0, 4.0, 0.0) == pytest.approx(1 / math.sqrt(2))
+    assert lift_stats.smd_of(0.25, 0.25, 0.0, 0.0) == 0.0
+    assert lift_stats.smd_of(-0.36514837167011077, -0.3651483716701107, 1e-33, 0.0) == 0.0
+    assert lift_stats.smd_of(0.5, -0.5, 0.0, 1e-30) is None  # separated: undefined, not huge
 
 
 # --- generated data: the report warehouse ----------------------------------------------------
@@ -103,7 +73,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, d
 WINDOWS = (1, 7)
 
 
-def test_observed_and_adjusted_rows_equal_lift_py(generated, degenerate_smd_rule) -> None:
+def test_observed_and_adjusted_rows_equal_lift_py(generated) -> None:
     """Every observed and adjusted row, balance row and overlap row of 430 days x 300 users at
     every grain and two windows: the aggregated path equals lift.visitor_day_rows."""
     con, start, end = generated
@@ -244,8 +214,7 @@ def unit_relation_of(frame: pl.DataFrame) -> pl.DataFrame:
 @given(unit_tables())
 def test_random_units_give_the_rows_of_lift_py(frame: pl.DataFrame) -> None:
     end = START + timedelta(days=11)
-    with mock.patch.object(lift_stats, "smd_columns", robust_smd_columns):
-        expected = lift.visitor_day_rows(visitor_days_of(frame), PROPERTY_WINDOWS, START, end)
+    expected = lift.visitor_day_rows(visitor_days_of(frame), PROPERTY_WINDOWS, START, end)
     engine = la.DuckDBEngine(duckdb.connect())
     engine.register(la.UNITS, unit_relation_of(frame))
     got = la.visitor_day_rows(engine, PROPERTY_WINDOWS, START, end)

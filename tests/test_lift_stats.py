@@ -111,3 +111,28 @@ def test_cuped_means_of_opposite_signs_give_a_lift_without_an_interval():
     est = ls.ratio_from_means(0.2, -0.05, 0.3)
     assert est.lift == pytest.approx(-5.0)
     assert (est.ci_low, est.ci_high, est.p_value) == (None, None, None)
+
+
+def test_smd_of_a_column_constant_up_to_rounding_is_zero() -> None:
+    """A covariate equal on every unit has SMD 0, not the quotient of two rounding errors (the
+    blockwise sums gave -1.88 here, i.e. 'not balanced'); the other column is unaffected."""
+    rng = np.random.default_rng(0)
+    n = 200_001
+    x = np.column_stack([np.full(n, -0.36514837167011077), rng.normal(size=n)])
+    treated = rng.random(n) < 0.3
+    weights = np.where(treated, 1.0, rng.random(n) * 3)
+    for w in (None, weights):
+        constant, varying = ls.smd_columns(x, treated, w)
+        assert constant == 0.0
+        assert varying == pytest.approx(ls.smd(x[:, 1], treated, w), rel=1e-9)
+    assert ls.smd_of(0.5, -0.5, 0.0, 1e-30) is None  # separated sides: undefined
+
+
+def test_an_interval_too_wide_for_a_double_has_no_upper_bound() -> None:
+    """Tiny means with a huge log-scale standard error: the upper bound is unbounded (None),
+    not an OverflowError that stops the lift stage (found by a property test)."""
+    est = ls.ratio_from_means(2e-300, 1e-300, 500.0)
+    assert est.lift == pytest.approx(1.0)
+    assert est.ci_high is None
+    assert est.ci_low == pytest.approx(math.exp(math.log(2) - ls.Z_95 * 500.0) - 1)
+    assert est.p_value == pytest.approx(ls.two_sided_p(math.log(2) / 500.0))
