@@ -346,8 +346,9 @@ _OPEN_TRANSACTIONS: set[int] = set()  # id() of connections inside an atomic() b
 
 
 @contextmanager
-def atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Run the block in a transaction: commit on success, roll back on error.
+def atomic(con: duckdb.DuckDBPyConnection, *, keep: bool = True) -> Iterator[None]:
+    """Run the block in a transaction: commit on success (roll back with ``keep=False``, to
+    measure or try without writing), roll back on error.
 
     Inside another ``atomic`` block on the same connection the block simply joins it (DuckDB
     has no nested transactions, and a refused BEGIN aborts the open one): the outermost block
@@ -365,7 +366,7 @@ def atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     else:
-        con.execute("COMMIT")
+        con.execute("COMMIT" if keep else "ROLLBACK")
     finally:
         _OPEN_TRANSACTIONS.discard(key)
 

@@ -357,6 +357,7 @@ def _child_ours_models(p: dict[str, Any]) -> dict[str, Any]:
     from attribution.config import Settings
     from attribution.pipeline import _stage_of
     from attribution.warehouse import (
+        atomic,
         connect,
         model_parameters,
         models,
@@ -371,20 +372,19 @@ def _child_ours_models(p: dict[str, Any]) -> dict[str, Any]:
     params = model_parameters(settings, start, end)
     seconds: dict[str, float] = {}
     rows: dict[str, int | None] = {}
-    con.begin()
     try:
-        write_config_tables(con, settings)
-        for model in models(("marts",)):
-            if _stage_of(model) != "attribution":
-                continue
-            t0 = time.perf_counter()
-            rows[model.name] = run_model(con, model, params, rebuild=True)
-            seconds[model.name] = round(time.perf_counter() - t0, 3)
-        scope_user = con.execute(
-            "SELECT count(*) FROM fct_attribution WHERE scope = 'user'"
-        ).fetchall()[0][0]
+        with atomic(con, keep=False):  # measured, not written
+            write_config_tables(con, settings)
+            for model in models(("marts",)):
+                if _stage_of(model) != "attribution":
+                    continue
+                t0 = time.perf_counter()
+                rows[model.name] = run_model(con, model, params, rebuild=True)
+                seconds[model.name] = round(time.perf_counter() - t0, 3)
+            scope_user = con.execute(
+                "SELECT count(*) FROM fct_attribution WHERE scope = 'user'"
+            ).fetchall()[0][0]
     finally:
-        con.rollback()
         con.close()
     return {
         "model_seconds": seconds,

@@ -132,3 +132,18 @@ def test_sliced_builds_equal_one_build(
     assert _rows_only_in(con, "whole", name) == 0
     assert _rows_only_in(con, name, "whole") == 0
     con.close()
+
+
+def test_atomic_without_keep_rolls_back_and_joins_inner_blocks(tmp_path: Path) -> None:
+    """A measured build (benchmarks) runs sliced models inside atomic(keep=False): the inner
+    blocks join it and nothing is written."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE TABLE t (x INTEGER)")
+    with wh.atomic(con, keep=False):
+        with wh.atomic(con):  # joins: no nested BEGIN
+            con.execute("INSERT INTO t VALUES (1)")
+        assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+    with wh.atomic(con):
+        con.execute("INSERT INTO t VALUES (2)")
+    assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 1
