@@ -11,7 +11,7 @@ tables ``fct_lift_balance`` and ``fct_lift_overlap``. See docs/lift.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -958,15 +958,22 @@ def _overlap(
     }
 
 
+EXPERIMENT_SHARES_SQL = "SELECT experiment_id, expected_holdout_share FROM cfg_experiments"
+
+
 def expected_holdout_shares(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
     """Return the design holdout share per experiment: defaults, overridden by cfg_experiments."""
-    shares = dict(EXPECTED_HOLDOUT_SHARE)
-    if table_exists(con, "cfg_experiments"):
-        for experiment_id, share in con.execute(
-            "SELECT experiment_id, expected_holdout_share FROM cfg_experiments"
-        ).fetchall():
-            shares[str(experiment_id)] = float(share)
-    return shares
+    rows = (
+        con.execute(EXPERIMENT_SHARES_SQL).fetchall()
+        if table_exists(con, "cfg_experiments")
+        else []
+    )
+    return holdout_shares_with(rows)
+
+
+def holdout_shares_with(overrides: Iterable[tuple[Any, Any]]) -> dict[str, float]:
+    """Return the default design holdout shares, overridden by (experiment_id, share) rows."""
+    return {**EXPECTED_HOLDOUT_SHARE, **{str(e): float(share) for e, share in overrides}}
 
 
 def experiment_rows(
@@ -1052,10 +1059,37 @@ def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 def _sql_row_p_values(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Return the SQL-owned observed day rows with their p-values (binomial delta method)."""
-    frame = con.sql(
-        "SELECT period_start, segment, window_days, n_engaged, n_comparison, conversions_engaged, "
-        f"conversions_comparison FROM fct_conversion_lift WHERE {_SQL_OWNED}"
-    ).pl()
+    return with_binomial_p(
+        con.sql(
+            "SELECT period_start, segment, window_days, n_engaged, n_comparison, "
+            f"conversions_engaged, conversions_comparison FROM fct_conversion_lift WHERE {_SQL_OWNED}"
+        ).pl()
+    )
+
+
+# the key of a lift row, and of the families over which p_value_bh is adjusted
+LIFT_KEYS = ["period_start", "period_grain", "method", "window_days", "experiment_id", "segment"]
+_BH_FAMILY = ["period_start", "period_grain", "method", "window_days", "experiment_id"]
+
+
+def p_values_with_bh(sql_rows: pl.DataFrame, python_rows: pl.DataFrame) -> pl.DataFrame:
+    """Return LIFT_KEYS, p_value and p_value_bh of every lift row: the SQL-owned daily observed
+    rows (``sql_rows``: period_start, segment, window_days, p_value) and the Python rows, with
+    Benjamini-Hochberg over each family (whichever engine computed the rows)."""
+    sql_keyed = sql_rows.with_columns(
+        pl.lit("day").alias("period_grain"),
+        pl.lit("observed").alias("method"),
+        pl.lit(None, dtype=pl.Utf8).alias("experiment_id"),
+        pl.col("window_days").cast(pl.Int32),
+    ).select([*LIFT_KEYS, "p_value"])
+    every = pl.concat(
+        [sql_keyed, python_rows.select([*LIFT_KEYS, "p_value"])], how="vertical_relaxed"
+    )
+    return _bh(every, _BH_FAMILY)
+
+
+def with_binomial_p(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return SQL-owned lift rows (with their counts) with their binomial p_value."""
     p_values = []
     for x1, n1, x0, n0 in frame.select(
         "conversions_engaged", "n_engaged", "conversions_comparison", "n_comparison"
@@ -1097,17 +1131,8 @@ def write_lift_tables(
         lift_rows.extend(experiment_rows(exp, (w,), start, end, shares))
     python_rows = _frame(lift_rows)
 
-    sql_rows = _sql_row_p_values(con)
-    keys = ["period_start", "period_grain", "method", "window_days", "experiment_id", "segment"]
-    sql_keyed = sql_rows.with_columns(
-        pl.lit("day").alias("period_grain"),
-        pl.lit("observed").alias("method"),
-        pl.lit(None, dtype=pl.Utf8).alias("experiment_id"),
-        pl.col("window_days").cast(pl.Int32),
-    ).select([*keys, "p_value"])
-    family = ["period_start", "period_grain", "method", "window_days", "experiment_id"]
-    every = pl.concat([sql_keyed, python_rows.select([*keys, "p_value"])], how="vertical_relaxed")
-    every = _bh(every, family)
+    every = p_values_with_bh(_sql_row_p_values(con), python_rows)
+    keys = LIFT_KEYS
 
     with atomic(con):
         _ensure_lift_columns(con)

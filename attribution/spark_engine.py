@@ -297,15 +297,10 @@ class SparkLiftEngine:
 
 def _expected_shares(spark: SparkSession) -> dict[str, float]:
     """Return the design holdout share per experiment (``cfg_experiments`` if registered)."""
-    from attribution.lift import EXPECTED_HOLDOUT_SHARE
+    from attribution.lift import EXPERIMENT_SHARES_SQL, holdout_shares_with
 
-    shares = dict(EXPECTED_HOLDOUT_SHARE)
-    if spark.catalog.tableExists("cfg_experiments"):
-        for experiment_id, share in spark.sql(
-            "SELECT experiment_id, expected_holdout_share FROM cfg_experiments"
-        ).collect():
-            shares[str(experiment_id)] = float(share)
-    return shares
+    exists = spark.catalog.tableExists("cfg_experiments")
+    return holdout_shares_with(spark.sql(EXPERIMENT_SHARES_SQL).collect() if exists else [])
 
 
 def lift_rows_on_spark(
@@ -362,50 +357,28 @@ def lift_on_spark(
     python_rows = lift._frame(lift_rows)
     table = spark.table(LIFT_TABLES[0])
     sql_rows = [row.asDict() for row in table.where(lift._SQL_OWNED).collect()]
-    p_values = {
-        (r["period_start"], r["segment"], r["window_days"]): lift._binomial_p(
-            int(r["conversions_engaged"]),
-            int(r["n_engaged"]),
-            int(r["conversions_comparison"]),
-            int(r["n_comparison"]),
+    counts = ["conversions_engaged", "n_engaged", "conversions_comparison", "n_comparison"]
+    sql_p = lift.with_binomial_p(
+        pl.DataFrame(
+            [[r[c] for c in ("period_start", "segment", "window_days", *counts)] for r in sql_rows],
+            schema=["period_start", "segment", "window_days", *counts],
+            orient="row",
         )
-        for r in sql_rows
-    }
-    keys = ["period_start", "period_grain", "method", "window_days", "experiment_id", "segment"]
-    sql_keyed = pl.DataFrame(
-        [(*k, p) for k, p in p_values.items()],
-        schema={
-            "period_start": pl.Date,
-            "segment": pl.Utf8,
-            "window_days": pl.Int32,
-            "p_value": pl.Float64,
-        },
-        orient="row",
-    ).with_columns(
-        pl.lit("day").alias("period_grain"),
-        pl.lit("observed").alias("method"),
-        pl.lit(None, dtype=pl.Utf8).alias("experiment_id"),
     )
-    family = ["period_start", "period_grain", "method", "window_days", "experiment_id"]
-    every = lift._bh(
-        pl.concat(
-            [sql_keyed.select([*keys, "p_value"]), python_rows.select([*keys, "p_value"])],
-            how="vertical_relaxed",
-        ),
-        family,
-    )
+    every = lift.p_values_with_bh(sql_p, python_rows)
+    keys = lift.LIFT_KEYS
     python_rows = python_rows.drop("p_value_bh").join(
         every.select([*keys, "p_value_bh"]), on=keys, how="left", nulls_equal=True
     )
-    bh = {
-        (r["period_start"], r["segment"], r["window_days"]): r["p_value_bh"]
+    sql_p_values = {
+        (r["period_start"], r["segment"], r["window_days"]): (r["p_value"], r["p_value_bh"])
         for r in every.filter(
             (pl.col("method") == "observed") & (pl.col("period_grain") == "day")
         ).iter_rows(named=True)
     }
     for r in sql_rows:
         key = (r["period_start"], r["segment"], r["window_days"])
-        r["p_value"], r["p_value_bh"] = p_values[key], bh.get(key)
+        r["p_value"], r["p_value_bh"] = sql_p_values.get(key, (None, None))
     # columns: the model's, then the lift's extra ones (as lift._ensure_lift_columns adds them)
     schema = StructType(
         [
