@@ -12,11 +12,11 @@ how it is written:
   intersects the window ([$start_month, $end_date], ``$start_month`` = first day of the start
   date's month) are replaced; the SELECT must produce exactly those months.
 
-An incremental model may also declare ``-- sliced_by: <table>[(<date column>)]``: its rows of a
-day depend only on the rows of that day of ``<table>`` (date column: the model's own unless
-named) and on inputs the model reads around them (a lookback or lookahead), so a window can be
-built as consecutive slices of days, each holding at most ``SLICE_ROWS`` rows of ``<table>``, with
-the same rows as one build. Each slice binds its own ``$start_date`` / ``$end_date``; a rule that
+An incremental model may also declare ``-- sliced_by: <table>[(<date column>)][, <n> rows]``:
+its rows of a day depend only on the rows of that day of ``<table>`` (date column: the model's own
+unless named) and on inputs the model reads around them (a lookback or lookahead), so a window can
+be built as consecutive slices of days, each holding at most ``<n>`` (default ``SLICE_ROWS``) rows
+of ``<table>`` (a day above the limit is a slice of its own), with the same rows as one build. Each slice binds its own ``$start_date`` / ``$end_date``; a rule that
 needs the end of the data (not of the slice) binds ``$data_end_date``. Memory then grows with the
 slice, not with the window (at workload L, ``fct_attribution`` and ``fct_conversion_lift`` run
 out of 1 GB of DuckDB memory in one piece; docs/performance.md, "Memory").
@@ -48,9 +48,10 @@ _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _MATERIALIZED = re.compile(
     r"^--\s*materialized:\s*(view|table|incremental\((\w+)(?:,\s*(month))?\))\s*$", re.M
 )
-_SLICED_BY = re.compile(r"^--\s*sliced_by:\s*(\w+)(?:\((\w+)\))?\s*$", re.M)
-# rows of a sliced model's driving table per slice: ~2.6M ledger rows of fct_attribution, well
-# under 1 GB of DuckDB memory (measured at workload L, docs/performance.md "Memory")
+_SLICED_BY = re.compile(r"^--\s*sliced_by:\s*(\w+)(?:\((\w+)\))?(?:\s*,\s*(\d+)\s+rows)?\s*$", re.M)
+# default rows of a sliced model's driving table per slice: ~2.6M ledger rows of fct_attribution,
+# well under 1 GB of DuckDB memory (measured at workload L, docs/performance.md "Memory"); a model
+# may declare its own (", <n> rows" after the table)
 SLICE_ROWS = 250_000
 
 
@@ -75,6 +76,7 @@ class Model:
     by_month: bool = False
     sliced_by: str | None = None  # built in slices of days of this table (see module docstring)
     slice_column: str | None = None  # the date column of ``sliced_by``
+    slice_rows: int | None = None  # rows of ``sliced_by`` per slice (None: ``SLICE_ROWS``)
 
     @property
     def grain(self) -> str:
@@ -106,6 +108,7 @@ def load_model(path: Path) -> Model:
         by_month=match.group(3) == "month",
         sliced_by=sliced.group(1) if sliced else None,
         slice_column=(sliced.group(2) or date_column) if sliced else None,
+        slice_rows=int(sliced.group(3)) if sliced and sliced.group(3) else None,
     )
 
 
@@ -222,7 +225,7 @@ def _slices_of(
         f'WHERE "{model.slice_column}" BETWEEN $start AND $end GROUP BY ALL',
         {"start": start, "end": end},
     ).fetchall()
-    return day_slices(rows, start, end, SLICE_ROWS)
+    return day_slices(rows, start, end, model.slice_rows or SLICE_ROWS)
 
 
 def write_config_tables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from datetime import date, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -76,22 +77,32 @@ def built(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("name", "driving", "column"),
+    ("path", "driving", "column", "slice_rows"),
     [
-        ("fct_attribution", "int_order_lines", "order_date"),
-        ("fct_conversion_lift", "stg_visits", "visit_date"),
+        ("marts/fct_attribution", "int_order_lines", "order_date", None),
+        ("marts/fct_conversion_lift", "stg_visits", "visit_date", None),
+        ("intermediate/int_interaction_sessions", "stg_interactions", "event_date", 4_000_000),
+        ("intermediate/assistant_sessions", "int_interaction_sessions", "session_date", 4_000_000),
+        (
+            "intermediate/int_session_products",
+            "int_interaction_sessions",
+            "session_date",
+            4_000_000,
+        ),
     ],
 )
 def test_sliced_builds_equal_one_build(
     built: Path,
-    monkeypatch: pytest.MonkeyPatch,
     settings: Settings,
-    name: str,
+    path: str,
     driving: str,
     column: str,
+    slice_rows: int | None,
 ) -> None:
-    model = load_model(sql_dir() / "marts" / f"{name}.sql")
-    assert (model.sliced_by, model.slice_column) == (driving, column)
+    declared = load_model(sql_dir() / f"{path}.sql")
+    name = declared.name
+    assert (declared.sliced_by, declared.slice_column) == (driving, column)
+    assert declared.slice_rows == slice_rows
     con = duckdb.connect(str(built))
     first, last, rows = con.execute(
         f"SELECT min({column}), max({column}), count(*) FROM {driving}"
@@ -108,18 +119,19 @@ def test_sliced_builds_equal_one_build(
                 inserts.append(params)
             return execute(con, sql, params) if params is not None else execute(con, sql)
 
+    model = replace(declared, slice_rows=rows)  # one piece
+
     def build(start: date, *, rebuild: bool = False) -> int | None:
         inserts.clear()
         return run_model(
             Counting(), model, model_parameters(settings, start, last), rebuild=rebuild
         )
 
-    monkeypatch.setattr(wh, "SLICE_ROWS", rows)  # one piece
     build(first, rebuild=True)
     assert len(inserts) == 1
     con.execute(f"CREATE TABLE whole AS FROM {name}")
     assert con.execute("SELECT count(*) FROM whole").fetchone()[0] > 1000
-    monkeypatch.setattr(wh, "SLICE_ROWS", rows // 12)
+    model = replace(declared, slice_rows=rows // 12)
     # full build in slices
     written = build(first, rebuild=True)
     assert len(inserts) >= 12
@@ -147,3 +159,22 @@ def test_atomic_without_keep_rolls_back_and_joins_inner_blocks(tmp_path: Path) -
     with wh.atomic(con):
         con.execute("INSERT INTO t VALUES (2)")
     assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+
+
+def test_slice_rows_default_and_declared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``, <n> rows`` sets a model's own slice size; without it ``SLICE_ROWS`` applies."""
+    path = tmp_path / "m.sql"
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT DATE '2026-03-01' + (i % 4)::INTEGER AS d FROM range(40) r(i)"
+    )
+    header = "-- grain: x\n-- materialized: incremental(d)\n-- sliced_by: t{}\nselect d from t\n"
+    path.write_text(header.format(""))
+    default = load_model(path)
+    assert default.slice_rows is None
+    monkeypatch.setattr(wh, "SLICE_ROWS", 20)  # 10 rows a day: two days a slice
+    assert wh._slices_of(con, default, day(0), day(3)) == [(day(0), day(1)), (day(2), day(3))]
+    path.write_text(header.format(", 10 rows"))
+    declared = load_model(path)
+    assert declared.slice_rows == 10
+    assert len(wh._slices_of(con, declared, day(0), day(3))) == 4

@@ -1,5 +1,6 @@
 -- grain: one row per assistant session (a touch); its time is its first interaction (session_start)
 -- materialized: incremental(session_date)
+-- sliced_by: int_interaction_sessions, 4000000 rows
 -- order: 30
 -- touch_type is the deepest event type of the session:
 -- help_me_decide > comparison > product_question > product_click > review_summary > query.

@@ -1,12 +1,14 @@
 -- grain: one row per interaction event, with the assistant session it belongs to
 -- materialized: incremental(session_date)
+-- sliced_by: stg_interactions(event_date), 4000000 rows
 -- order: 20
 -- Session rule: the given session_id where present; otherwise a user's consecutive events at most
 -- $session_timeout_minutes apart (exactly the timeout is still the same session). Ties in ts are
 -- broken by event_id. The rule-based session id is 's-' || the session's first event_id.
 -- Input window = output window [start_date, end_date] plus one day on each side, so that a session
 -- crossing midnight is seen whole; only sessions starting inside the output window are kept.
--- (A chain of events lasting more than 24 hours could be cut differently by a windowed run.)
+-- (A chain of events lasting more than 24 hours could be cut differently by a windowed run, or at
+-- a slice boundary of a sliced build: 4M events per slice bound the window functions' memory.)
 with events as (
     select *
     from stg_interactions

@@ -1,5 +1,6 @@
 -- grain: one row per (session, product surfaced or discussed in it)
 -- materialized: incremental(session_date)
+-- sliced_by: int_interaction_sessions, 4000000 rows
 -- order: 40
 with surfaced as (
     select
