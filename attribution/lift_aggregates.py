@@ -249,6 +249,8 @@ def _comparison_sql(source: str, keys: Sequence[str], dims: Sequence[str]) -> st
             f"sum(case when {kept} then 1e0 else 0e0 end) as k{side}",
             f"sum(case when {kept} then y else 0e0 end) as y{side}",
             f"sum(case when {kept} then r else 0e0 end) as r{side}",
+            # exact revenue in 0.0001 USD (integers: float sums exact below 2^53)
+            f"sum(case when {kept} then round(r * 10000e0) else 0e0 end) as ru{side}",
             f"sum(case when {cond} then w else 0e0 end) as cw{side}",
             f"sum(case when {cond} then w * y else 0e0 end) as cwy{side}",
             f"sum(case when {cond} then w * r else 0e0 end) as cwr{side}",
@@ -261,6 +263,7 @@ def _comparison_sql(source: str, keys: Sequence[str], dims: Sequence[str]) -> st
             f"sum(case when k{side} > 0 then 1e0 else 0e0 end) as users{side}",
             f"sum(y{side}) as conversions{side}",
             f"sum(r{side}) as revenue{side}",
+            f"sum(ru{side}) as revenue_units{side}",
             f"sum(cw{side}) as w{side}",
             f"sum(cwy{side}) as wy{side}",
             f"sum(cwr{side}) as wr{side}",
@@ -385,12 +388,20 @@ def _side(frame: pl.DataFrame, side: str) -> lg.Side:
         cw=empty,
         cwy=empty,
         cwr=empty,
+        revenue_units=col("revenue_units"),
     )
 
 
 def _group_stats(groups: pl.DataFrame, keys: Sequence[str]) -> lg.GroupStats:
     """Return the groups as ``lift_groups.GroupStats`` (row i = group i); treatment-attribute
     groups take the comparison side of segment ``all`` of the same keys."""
+    if "method" in groups.columns:  # weighted (adjusted) groups: no exact unit-weight total
+        groups = groups.with_columns(
+            pl.when(pl.col("method") == "observed")
+            .then(pl.col(f"revenue_units{side}"))
+            .alias(f"revenue_units{side}")
+            for side in ("0", "1")
+        )
     whole = groups.filter(pl.col("dim") == "all").select(
         *keys, *(pl.col(c).alias(f"all_{c}") for c in groups.columns if c.endswith("0"))
     )

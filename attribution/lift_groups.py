@@ -108,6 +108,25 @@ class Side:
     cw: np.ndarray  # per cluster: sum of weights
     cwy: np.ndarray  # per cluster: sum of weight x converted
     cwr: np.ndarray  # per cluster: sum of weight x revenue
+    # unit weights only: exact sum of revenue over kept units in 0.0001 USD (NaN where a group's
+    # weights are not all 1); None when weighted
+    revenue_units: np.ndarray | None = None
+
+
+# revenue is DECIMAL(18, 4): a unit's revenue x 10,000 is an integer, and float64 sums of integers
+# are exact below 2^53 units (USD 9e11 per group)
+REVENUE_UNITS_PER_USD = 10_000
+
+
+def revenue_per_unit_usd(total_units: float, n: float) -> float | None:
+    """Return an exact revenue total (0.0001 USD units) over ``n`` units, rounded half away from
+    zero to 0.0001 USD: the rule of ``revenue_per_user_*_usd`` in sql/marts/fct_conversion_lift.sql
+    (docs/data-contract.md), in integer arithmetic."""
+    if not n > 0 or math.isnan(total_units):
+        return None
+    total, count = int(total_units), int(n)
+    per_unit = (2 * abs(total) + count) // (2 * count)
+    return (per_unit if total >= 0 else -per_unit) / REVENUE_UNITS_PER_USD
 
 
 def _sides(
@@ -152,8 +171,10 @@ def _sides(
         for name, values in (("w", cw), ("wy", cwy), ("wr", cwr), ("users", ck > 0))
     }
     n_raw = per_group(None).astype(float)
+    revenue_units = None
     if kept is None:
         n_kept, conversions, revenue_kept = n_raw, sums["wy"], sums["wr"]
+        revenue_units = per_group(np.rint(r * REVENUE_UNITS_PER_USD))
     else:
         n_kept = per_group(kept.astype(float))
         conversions = per_group(np.where(kept, y, 0.0))
@@ -171,6 +192,7 @@ def _sides(
             cw=cw[:, side],
             cwy=cwy[:, side],
             cwr=cwr[:, side],
+            revenue_units=None if revenue_units is None else revenue_units[:, side],
         )
         for side in (0, 1)
     )
@@ -248,6 +270,7 @@ def group_stats(
         cw=np.zeros(0),
         cwy=np.zeros(0),
         cwr=np.zeros(0),
+        revenue_units=None if base.revenue_units is None else base.revenue_units[period_of_group],
     )
     # the user's cluster of segment all in the same period (it exists: the unit is in it)
     at = np.searchsorted(whole.clusters.user_period, c.user_period)
@@ -308,8 +331,8 @@ def comparison_row(stats: GroupStats, group: int) -> dict[str, Any]:
         "p_value": conv.p_value,
         "revenue_engaged_usd": float(e.revenue[group]),
         "revenue_comparison_usd": float(c.revenue[group]),
-        "revenue_per_user_engaged_usd": rev.m1,
-        "revenue_per_user_comparison_usd": rev.m0,
+        "revenue_per_user_engaged_usd": _revenue_per_user(e, group, rev.m1),
+        "revenue_per_user_comparison_usd": _revenue_per_user(c, group, rev.m0),
         "revenue_lift": rev.lift,
         "revenue_lift_ci_low": rev.ci_low,
         "revenue_lift_ci_high": rev.ci_high,
@@ -318,6 +341,14 @@ def comparison_row(stats: GroupStats, group: int) -> dict[str, Any]:
         "incremental_revenue_ci_low": n1 * (diff - Z_95 * diff_se) if diff is not None else None,
         "incremental_revenue_ci_high": n1 * (diff + Z_95 * diff_se) if diff is not None else None,
     }
+
+
+def _revenue_per_user(side: Side, group: int, weighted_mean: float | None) -> float | None:
+    """Unit weights: the SQL model's exact rule (``revenue_per_unit_usd``); weighted: the mean
+    (rounded to 0.0001 USD by the DECIMAL column it is written to)."""
+    if side.revenue_units is None or math.isnan(side.revenue_units[group]):
+        return weighted_mean
+    return revenue_per_unit_usd(float(side.revenue_units[group]), float(side.n_kept[group]))
 
 
 def has_both_sides(stats: GroupStats, group: int) -> bool:

@@ -8,6 +8,7 @@ slow way: mask the units of the segment and period, then ``weighted_ratio`` /
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ def _units(seed: int, n: int = 400, n_users: int = 90, n_periods: int = 3):
     user, period = user[order], period[order]
     treated = rng.random(n) < 0.35
     converted = (rng.random(n) < np.where(treated, 0.3, 0.2)).astype(float)
-    revenue = converted * rng.gamma(2.0, 20.0, n)
+    revenue = np.round(converted * rng.gamma(2.0, 20.0, n), 4)  # DECIMAL(18, 4) amounts
     weights = np.where(treated, 1.0, rng.gamma(1.0, 0.5, n))
     weights[rng.random(n) < 0.1] = 0.0  # trimmed or holdout
     market = rng.integers(-1, 3, n)  # -1: unknown marketplace, in no marketplace segment
@@ -39,6 +40,11 @@ def _units(seed: int, n: int = 400, n_users: int = 90, n_periods: int = 3):
     return user, period, n_periods, treated, converted, revenue, weights, dims
 
 
+def _exact_mean(amounts: np.ndarray) -> float:
+    total = sum((Decimal(str(a)) for a in amounts.tolist()), Decimal(0))
+    return float((total / len(amounts)).quantize(Decimal("0.0001"), ROUND_HALF_UP))
+
+
 def _slow_row(mask, treated, converted, revenue, weights, user):
     t, w = treated[mask], weights[mask]
     y, r, u = converted[mask], revenue[mask], user[mask]
@@ -47,6 +53,10 @@ def _slow_row(mask, treated, converted, revenue, weights, user):
     rev = ls.weighted_ratio(r, t, w, index)
     diff, diff_se = ls.weighted_difference(r, t, w, index)
     kept = w > 0
+    if np.all(w == 1):  # unit weights: the exact quotient, half away from zero (as SQL)
+        rpu1, rpu0 = (_exact_mean(r[side]) for side in (t, ~t))
+    else:
+        rpu1, rpu0 = rev.m1, rev.m0
     return {
         "n_engaged": int((t & kept).sum()),
         "n_comparison": int((~t & kept).sum()),
@@ -62,8 +72,8 @@ def _slow_row(mask, treated, converted, revenue, weights, user):
         "p_value": conv.p_value,
         "revenue_engaged_usd": float(r[t & kept].sum()),
         "revenue_comparison_usd": float(r[~t & kept].sum()),
-        "revenue_per_user_engaged_usd": rev.m1,
-        "revenue_per_user_comparison_usd": rev.m0,
+        "revenue_per_user_engaged_usd": rpu1,
+        "revenue_per_user_comparison_usd": rpu0,
         "revenue_lift": rev.lift,
         "revenue_lift_ci_low": rev.ci_low,
         "revenue_lift_ci_high": rev.ci_high,
