@@ -412,11 +412,14 @@ def run_audits(
     counts: dict[str, int] = {}
     for path in sorted((sql_dir() / "audits").glob("*.sql")):
         sql = path.read_text(encoding="utf-8").strip().rstrip(";")
-        counts[path.stem] = int(
-            scalar(
-                con,
-                f"SELECT count(*) FROM ({sql}) AS offending",
-                bound_parameters(sql, parameters),
+        try:
+            counts[path.stem] = int(
+                scalar(
+                    con,
+                    f"SELECT count(*) FROM ({sql}) AS offending",
+                    bound_parameters(sql, parameters),
+                )
             )
-        )
+        except duckdb.Error as error:  # same type (callers may tell them apart), audit named
+            raise type(error)(f"audit {path.stem} ({path.name}): {error}") from error
     return counts

@@ -3,6 +3,7 @@
 from datetime import date, timedelta
 from decimal import Decimal
 
+import duckdb
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -452,3 +453,11 @@ def test_ledger_equals_the_plain_window_definition_to_the_bit(journey, half_life
     ]
     for a, b in (("fct_attribution", "reference"), ("reference", "fct_attribution")):
         assert rows(con, f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}") == []
+
+
+def test_a_failing_audit_is_named_and_keeps_its_error_type() -> None:
+    """At 5x L an audit ran out of DuckDB memory and the run record said only that: the error
+    now names the audit, with DuckDB's exception type kept for callers."""
+    con = duckdb.connect()  # no fct_attribution: the first audit cannot run
+    with pytest.raises(duckdb.CatalogException, match=r"audit attribution_credits_sum_to_one"):
+        run_audits(con, Settings(), date(2026, 1, 1), date(2026, 1, 31))
