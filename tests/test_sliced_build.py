@@ -178,3 +178,54 @@ def test_slice_rows_default_and_declared(tmp_path: Path, monkeypatch: pytest.Mon
     declared = load_model(path)
     assert declared.slice_rows == 10
     assert len(wh._slices_of(con, declared, day(0), day(3))) == 4
+
+
+def test_sessions_crossing_midnight_at_a_slice_boundary_stay_whole(settings: Settings) -> None:
+    """Hand-made events: a rule session and a given session cross midnight between two slices
+    (one day a slice). Each slice reads a day past its end, so both stay one session, dated by
+    their first event, as in one build."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE stg_interactions (event_id VARCHAR, user_id VARCHAR, event_at TIMESTAMP, "
+        "event_date DATE, given_session_id VARCHAR, marketplace VARCHAR, channel VARCHAR, "
+        "event_type VARCHAR, product_ids VARCHAR[], model_version VARCHAR)"
+    )
+    events = [  # (event_id, user, at, given session)
+        ("e1", "u1", "2026-03-01 23:50", None),
+        ("e2", "u1", "2026-03-02 00:10", None),  # 20 minutes later: the same rule session
+        ("e3", "u2", "2026-03-01 23:55", "g1"),
+        ("e4", "u2", "2026-03-02 00:05", "g1"),
+        ("e5", "u1", "2026-03-02 09:00", None),  # a new session on day 2
+        ("e6", "u3", "2026-03-03 12:00", None),
+    ]
+    con.executemany(
+        "INSERT INTO stg_interactions VALUES (?, ?, ?, cast(? AS TIMESTAMP)::DATE, ?, 'US', "
+        "'web', 'query', NULL, 'v1')",
+        [(e, u, at, at, g) for e, u, at, g in events],
+    )
+    declared = load_model(sql_dir() / "intermediate" / "int_interaction_sessions.sql")
+    found = {}
+    for slice_rows in (1, 100):  # every day a slice; one piece
+        run_model(
+            con,
+            replace(declared, slice_rows=slice_rows),
+            model_parameters(settings, date(2026, 3, 1), date(2026, 3, 3)),
+            rebuild=True,
+        )
+        found[slice_rows] = con.execute(
+            "SELECT event_id, session_id, session_date, event_seq FROM int_interaction_sessions "
+            "ORDER BY event_id"
+        ).fetchall()
+    d1, d2, d3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
+    assert (
+        found[1]
+        == found[100]
+        == [
+            ("e1", "s-e1", d1, 1),
+            ("e2", "s-e1", d1, 2),
+            ("e3", "g1", d1, 1),
+            ("e4", "g1", d1, 2),
+            ("e5", "s-e5", d2, 1),
+            ("e6", "s-e6", d3, 1),
+        ]
+    )
