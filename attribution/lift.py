@@ -1088,6 +1088,13 @@ def p_values_with_bh(sql_rows: pl.DataFrame, python_rows: pl.DataFrame) -> pl.Da
     return _bh(every, _BH_FAMILY)
 
 
+def with_bh_of(python_rows: pl.DataFrame, every: pl.DataFrame) -> pl.DataFrame:
+    """Return the Python rows with their p_value_bh taken from ``every`` (``p_values_with_bh``)."""
+    return python_rows.drop("p_value_bh").join(
+        every.select([*LIFT_KEYS, "p_value_bh"]), on=LIFT_KEYS, how="left", nulls_equal=True
+    )
+
+
 def with_binomial_p(frame: pl.DataFrame) -> pl.DataFrame:
     """Return SQL-owned lift rows (with their counts) with their binomial p_value."""
     p_values = []
@@ -1132,14 +1139,11 @@ def write_lift_tables(
     python_rows = _frame(lift_rows)
 
     every = p_values_with_bh(_sql_row_p_values(con), python_rows)
-    keys = LIFT_KEYS
 
     with atomic(con):
         _ensure_lift_columns(con)
         con.execute(f"DELETE FROM fct_conversion_lift WHERE NOT ({_SQL_OWNED})")
-        python_rows = python_rows.drop("p_value_bh").join(
-            every.select([*keys, "p_value_bh"]), on=keys, how="left", nulls_equal=True
-        )
+        python_rows = with_bh_of(python_rows, every)
         con.register("_lift_new", python_rows.to_arrow())
         columns = [r[0] for r in con.execute("DESCRIBE fct_conversion_lift").fetchall()]
         select = ", ".join(f'"{c}"' if c in LIFT_COLUMNS else f'NULL AS "{c}"' for c in columns)

@@ -366,10 +366,7 @@ def lift_on_spark(
         )
     )
     every = lift.p_values_with_bh(sql_p, python_rows)
-    keys = lift.LIFT_KEYS
-    python_rows = python_rows.drop("p_value_bh").join(
-        every.select([*keys, "p_value_bh"]), on=keys, how="left", nulls_equal=True
-    )
+    python_rows = lift.with_bh_of(python_rows, every)
     sql_p_values = {
         (r["period_start"], r["segment"], r["window_days"]): (r["p_value"], r["p_value_bh"])
         for r in every.filter(

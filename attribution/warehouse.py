@@ -16,10 +16,11 @@ An incremental model may also declare ``-- sliced_by: <table>[(<date column>)][,
 its rows of a day depend only on the rows of that day of ``<table>`` (date column: the model's own
 unless named) and on inputs the model reads around them (a lookback or lookahead), so a window can
 be built as consecutive slices of days, each holding at most ``<n>`` (default ``SLICE_ROWS``) rows
-of ``<table>`` (a day above the limit is a slice of its own), with the same rows as one build. Each slice binds its own ``$start_date`` / ``$end_date``; a rule that
-needs the end of the data (not of the slice) binds ``$data_end_date``. Memory then grows with the
-slice, not with the window (at workload L, ``fct_attribution`` and ``fct_conversion_lift`` run
-out of 1 GB of DuckDB memory in one piece; docs/performance.md, "Memory").
+of ``<table>`` (a day above the limit is a slice of its own), with the same rows as one build.
+Each slice binds its own ``$start_date`` / ``$end_date``; a rule that needs the end of the data
+(not of the slice) binds ``$data_end_date``. Memory then grows with the slice, not with the
+window (at workload L, ``fct_attribution`` and ``fct_conversion_lift`` run out of 1 GB of DuckDB
+memory in one piece; docs/performance.md, "Memory").
 
 The pipeline runs every stage of a build inside one outer transaction (``atomic``): the
 transactions opened here then join it, and a failed gate rolls the whole build back.
