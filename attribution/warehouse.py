@@ -217,7 +217,7 @@ def day_slices(
 
 
 def _slices_of(
-    con: duckdb.DuckDBPyConnection, model: Model, start: date, end: date
+    con: duckdb.DuckDBPyConnection, model: Model | Audit, start: date, end: date
 ) -> list[tuple[date, date]]:
     if model.sliced_by is None:
         return [(start, end)]
@@ -405,22 +405,73 @@ def run_models(
         yield model, run_model(con, model, parameters, rebuild=rebuild)
 
 
+@dataclass(frozen=True)
+class Audit:
+    """One ``sql/audits`` query: a SELECT of the offending rows of the window (none = passed).
+
+    ``-- sliced_by: <table>(<date column>)[, <n> rows]`` says every offending row belongs to one
+    day of that table's column, so the window's offending rows are the sum over consecutive
+    slices of days (as a sliced model is built): the audit's memory then grows with the slice,
+    not with the window.
+    """
+
+    name: str
+    sql: str
+    path: Path
+    sliced_by: str | None = None
+    slice_column: str | None = None
+    slice_rows: int | None = None
+
+
+def load_audit(path: Path) -> Audit:
+    """Return the Audit parsed from one ``sql/audits`` file (stem = audit name)."""
+    text = path.read_text(encoding="utf-8")
+    sliced = _SLICED_BY.search(text)
+    if sliced is not None and sliced.group(2) is None:
+        raise ValueError(f"{path}: an audit's sliced_by must name its date column: <table>(<col>)")
+    return Audit(
+        name=path.stem,
+        sql=text.strip().rstrip(";"),
+        path=path,
+        sliced_by=sliced.group(1) if sliced else None,
+        slice_column=sliced.group(2) if sliced else None,
+        slice_rows=int(sliced.group(3)) if sliced and sliced.group(3) else None,
+    )
+
+
+def audits() -> list[Audit]:
+    """Return every audit of ``sql/audits``, by name."""
+    return [load_audit(path) for path in sorted((sql_dir() / "audits").glob("*.sql"))]
+
+
+def offending_rows(
+    con: duckdb.DuckDBPyConnection, audit: Audit, settings: Settings, start: date, end: date
+) -> int:
+    """Return the audit's offending rows for [start, end] (summed over its slices of days).
+
+    A DuckDB error is raised again with its type kept and the audit named (at 5x L an audit ran
+    out of memory and the run record did not say which).
+    """
+    parameters = model_parameters(settings, start, end)
+    try:
+        return sum(
+            int(
+                scalar(
+                    con,
+                    f"SELECT count(*) FROM ({audit.sql}) AS offending",
+                    bound_parameters(audit.sql, {**parameters, **_window_parameters(*days)}),
+                )
+            )
+            for days in _slices_of(con, audit, start, end)
+        )
+    except duckdb.Error as error:
+        raise type(error)(f"audit {audit.name} ({audit.path.name}): {error}") from error
+
+
 def run_audits(
     con: duckdb.DuckDBPyConnection, settings: Settings, start_date: date, end_date: date
 ) -> dict[str, int]:
     """Run every ``sql/audits`` query for the window; return offending-row counts per audit."""
-    parameters = model_parameters(settings, start_date, end_date)
-    counts: dict[str, int] = {}
-    for path in sorted((sql_dir() / "audits").glob("*.sql")):
-        sql = path.read_text(encoding="utf-8").strip().rstrip(";")
-        try:
-            counts[path.stem] = int(
-                scalar(
-                    con,
-                    f"SELECT count(*) FROM ({sql}) AS offending",
-                    bound_parameters(sql, parameters),
-                )
-            )
-        except duckdb.Error as error:  # same type (callers may tell them apart), audit named
-            raise type(error)(f"audit {path.stem} ({path.name}): {error}") from error
-    return counts
+    return {
+        audit.name: offending_rows(con, audit, settings, start_date, end_date) for audit in audits()
+    }

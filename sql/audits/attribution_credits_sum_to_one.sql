@@ -1,4 +1,5 @@
 -- grain: one row per (order line, window, scope) whose credits under some rule model do not sum to 1 (within 1e-9)
+-- sliced_by: fct_attribution(order_date), 8000000 rows
 select order_id, line_no, window_days, scope,
     sum(first_touch) as first_touch, sum(last_touch) as last_touch, sum(linear) as linear,
     sum(time_decay) as time_decay, sum(position_based) as position_based

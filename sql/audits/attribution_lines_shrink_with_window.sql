@@ -1,8 +1,13 @@
 -- grain: one row per (scope, window pair) where a larger window attributes fewer lines than a smaller one
-with attributed as (
-    select scope, window_days, count(distinct order_id || '#' || cast(line_no as varchar)) as n_lines
+with attributed_lines as (  -- distinct keys first: a plain (spillable) aggregate, no string keys
+    select distinct scope, window_days, order_id, line_no
     from fct_attribution
     where order_date between $start_date and $end_date
+),
+
+attributed as (
+    select scope, window_days, count(*) as n_lines
+    from attributed_lines
     group by scope, window_days
 )
 

@@ -1,4 +1,5 @@
 -- grain: one row per (order line, window, scope) whose touch ranks are not exactly 1..n_touches
+-- sliced_by: fct_attribution(order_date), 8000000 rows
 select order_id, line_no, window_days, scope
 from fct_attribution
 where order_date between $start_date and $end_date
