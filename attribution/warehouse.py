@@ -96,8 +96,7 @@ def load_model(path: Path) -> Model:
         )
     kind = match.group(1)
     date_column = match.group(2)
-    sliced = _SLICED_BY.search(text)
-    if sliced is not None and (date_column is None or match.group(3) == "month"):
+    if _SLICED_BY.search(text) is not None and (date_column is None or match.group(3) == "month"):
         raise ValueError(f"{path}: only a daily incremental model can be sliced_by a table")
     return Model(
         name=path.stem,
@@ -107,10 +106,21 @@ def load_model(path: Path) -> Model:
         sql=text.strip().rstrip(";"),
         path=path,
         by_month=match.group(3) == "month",
-        sliced_by=sliced.group(1) if sliced else None,
-        slice_column=(sliced.group(2) or date_column) if sliced else None,
-        slice_rows=int(sliced.group(3)) if sliced and sliced.group(3) else None,
+        **_slicing(text, date_column),
     )
+
+
+def _slicing(text: str, date_column: str | None) -> dict[str, Any]:
+    """The ``sliced_by`` / ``slice_column`` / ``slice_rows`` fields of a file's header (all
+    None without a ``-- sliced_by:`` line; the column defaults to ``date_column``)."""
+    sliced = _SLICED_BY.search(text)
+    if sliced is None:
+        return {"sliced_by": None, "slice_column": None, "slice_rows": None}
+    return {
+        "sliced_by": sliced.group(1),
+        "slice_column": sliced.group(2) or date_column,
+        "slice_rows": int(sliced.group(3)) if sliced.group(3) else None,
+    }
 
 
 def models(layers: tuple[str, ...] = LAYERS) -> list[Model]:
@@ -426,17 +436,10 @@ class Audit:
 def load_audit(path: Path) -> Audit:
     """Return the Audit parsed from one ``sql/audits`` file (stem = audit name)."""
     text = path.read_text(encoding="utf-8")
-    sliced = _SLICED_BY.search(text)
-    if sliced is not None and sliced.group(2) is None:
+    slicing = _slicing(text, None)
+    if slicing["sliced_by"] is not None and slicing["slice_column"] is None:
         raise ValueError(f"{path}: an audit's sliced_by must name its date column: <table>(<col>)")
-    return Audit(
-        name=path.stem,
-        sql=text.strip().rstrip(";"),
-        path=path,
-        sliced_by=sliced.group(1) if sliced else None,
-        slice_column=sliced.group(2) if sliced else None,
-        slice_rows=int(sliced.group(3)) if sliced and sliced.group(3) else None,
-    )
+    return Audit(name=path.stem, sql=text.strip().rstrip(";"), path=path, **slicing)
 
 
 def audits() -> list[Audit]:

@@ -211,11 +211,11 @@ def _latest_run_id(warehouse: Path) -> str:
     """The run_id of the newest ``_runs`` row (the run that just failed)."""
     import duckdb
 
+    from attribution.warehouse import scalar
+
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return con.execute("SELECT run_id FROM _runs ORDER BY started_at DESC LIMIT 1").fetchall()[
-            0
-        ][0]
+        return scalar(con, "SELECT run_id FROM _runs ORDER BY started_at DESC LIMIT 1")
     finally:
         con.close()
 
