@@ -111,7 +111,19 @@ def rows_written(run: dict[str, Any]) -> int:
     return sum(v or 0 for v in run["model_rows"].values())
 
 
-def run_nights(args: argparse.Namespace, code_dir: str | None) -> dict[str, Any]:
+def save(figures: dict[str, Any], path: Path | None) -> None:
+    """Write the figures so far (a partial file until the last night: ``complete`` false)."""
+    if path:
+        tmp = path.with_suffix(".partial")
+        tmp.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+        tmp.replace(path)
+
+
+def run_nights(
+    args: argparse.Namespace, code_dir: str | None, figures: dict[str, Any]
+) -> dict[str, Any]:
+    """Run the full history then the nights, adding their figures to ``figures`` and writing
+    them to ``--json`` after every run, so a long load interrupted midway keeps its nights."""
     workdir: Path = args.workdir
     # every generated day (and the order updates up to ~3 weeks after it) lies in the past: the
     # ingest quarantines timestamps beyond the run time (future_tolerance_days)
@@ -153,16 +165,19 @@ def run_nights(args: argparse.Namespace, code_dir: str | None) -> dict[str, Any]
         return result
 
     print(f"history {first} .. {last}: full run ...", flush=True)
-    figures: dict[str, Any] = {"generated": meta, "first_day": first.isoformat()}
+    figures.update({"generated": meta, "first_day": first.isoformat(), "complete": False})
     figures["full"] = night("full", None)
-    nights = []
+    nights: list[dict[str, Any]] = []
+    figures["nights"] = nights
+    save(figures, args.json)
     for index in range(1, args.nights + 1):
         day = last + timedelta(days=index)
         build_view(generated, view, day, only=day)
         nights.append(night(f"night-{index:02d}-{day}", day))
-    figures["nights"] = nights
-    figures["verdict"] = verdict(nights)
-    figures["nightly_share_of_full"] = share_of_full(figures["full"], nights)
+        figures["verdict"] = verdict(nights)
+        figures["nightly_share_of_full"] = share_of_full(figures["full"], nights)
+        save(figures, args.json)
+    figures["complete"] = True
     return figures
 
 
@@ -221,7 +236,7 @@ def main() -> None:
     if not args.png:
         os.environ["ATTRIBUTION_REPORT_PNG"] = "never"  # the children inherit it
     code_dir, started, figures = start_bench(args)
-    figures.update(run_nights(args, code_dir))
+    run_nights(args, code_dir, figures)
     figures["bench_seconds"] = round(time.perf_counter() - started, 1)
     print_verdict(figures)
     if args.json:
