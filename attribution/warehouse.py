@@ -447,16 +447,32 @@ def audits() -> list[Audit]:
     return [load_audit(path) for path in sorted((sql_dir() / "audits").glob("*.sql"))]
 
 
+SlicePlans = dict[tuple[str | None, str | None, int | None, date, date], list[tuple[date, date]]]
+
+
 def offending_rows(
-    con: duckdb.DuckDBPyConnection, audit: Audit, settings: Settings, start: date, end: date
+    con: duckdb.DuckDBPyConnection,
+    audit: Audit,
+    settings: Settings,
+    start: date,
+    end: date,
+    plans: SlicePlans | None = None,
 ) -> int:
     """Return the audit's offending rows for [start, end] (summed over its slices of days).
 
-    A DuckDB error is raised again with its type kept and the audit named (at 5x L an audit ran
-    out of memory and the run record did not say which).
+    ``plans`` shares the slices between audits sliced alike (same table, column and rows a
+    slice): ``run_audits`` plans them once per run instead of once per audit. A DuckDB error is
+    raised again with its type kept and the audit named (at 5x L an audit ran out of memory and
+    the run record did not say which).
     """
     parameters = model_parameters(settings, start, end)
+    key = (audit.sliced_by, audit.slice_column, audit.slice_rows, start, end)
     try:
+        slices = plans.get(key) if plans is not None else None
+        if slices is None:
+            slices = _slices_of(con, audit, start, end)
+            if plans is not None:
+                plans[key] = slices
         return sum(
             int(
                 scalar(
@@ -465,7 +481,7 @@ def offending_rows(
                     bound_parameters(audit.sql, {**parameters, **_window_parameters(*days)}),
                 )
             )
-            for days in _slices_of(con, audit, start, end)
+            for days in slices
         )
     except duckdb.Error as error:
         raise type(error)(f"audit {audit.name} ({audit.path.name}): {error}") from error
@@ -474,7 +490,11 @@ def offending_rows(
 def run_audits(
     con: duckdb.DuckDBPyConnection, settings: Settings, start_date: date, end_date: date
 ) -> dict[str, int]:
-    """Run every ``sql/audits`` query for the window; return offending-row counts per audit."""
+    """Run every ``sql/audits`` query for the window; return offending-row counts per audit.
+
+    Audits sliced alike share one plan of their slices (one scan of the slicing column)."""
+    plans: SlicePlans = {}
     return {
-        audit.name: offending_rows(con, audit, settings, start_date, end_date) for audit in audits()
+        audit.name: offending_rows(con, audit, settings, start_date, end_date, plans)
+        for audit in audits()
     }

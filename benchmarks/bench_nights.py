@@ -156,9 +156,10 @@ def run_nights(
         result["rows_written"] = rows_written(result)
         print(
             f"  {name}: {result['seconds']:.1f} s, peak {result['peak_rss_mib']} MiB, window "
-            f"{result['start_date']} .. {result['end_date']}, {result['rows_written']:,} rows "
-            f"written, {result['sizes']['total_rows']:,} rows, "
+            f"{result.get('start_date')} .. {result.get('end_date')}, "
+            f"{result['rows_written']:,} rows written, {result['sizes']['total_rows']:,} rows, "
             f"{result['sizes']['file_bytes'] / 2**20:.0f} MiB, {result['outcome']}"
+            + (f" ({result['error']})" if result.get("error") else "")
             + (" (contended)" if result["contended"] else ""),
             flush=True,
         )

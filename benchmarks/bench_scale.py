@@ -182,6 +182,7 @@ def _child_pipeline(p: dict[str, Any]) -> dict[str, Any]:
     settings = _settings(p, p["landing"])
     run_date = date.fromisoformat(p["run_date"]) if p.get("run_date") else None
     clock = _StageClock()
+    recorded_before = _run_ids(settings.warehouse_path)
     t0 = time.perf_counter()
     # as `attribution run [--date D] --quiet` does (cli._run_library): settings' paths, report
     try:
@@ -196,7 +197,8 @@ def _child_pipeline(p: dict[str, Any]) -> dict[str, Any]:
         )
         run_id, error = summary.run_id, None
     except Exception as exc:  # recorded in _runs as failed: keep the step's figures
-        run_id, error = _latest_run_id(settings.warehouse_path), f"{type(exc).__name__}: {exc}"
+        run_id = _new_run_id(settings.warehouse_path, recorded_before)
+        error = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - t0
     return {
         "seconds": round(seconds, 3),
@@ -207,15 +209,42 @@ def _child_pipeline(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _latest_run_id(warehouse: Path) -> str:
-    """The run_id of the newest ``_runs`` row (the run that just failed)."""
+def _run_ids(warehouse: Path) -> set[str]:
+    """The run ids recorded in the warehouse's ``_runs`` (none if it has no file or table, or
+    cannot be opened: the pipeline then fails and its own error is what the benchmark reports)."""
     import duckdb
 
-    from attribution.warehouse import scalar
+    if not Path(warehouse).is_file():
+        return set()
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error:
+        return set()
+    try:
+        if con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_runs'"
+        ).fetchall()[0][0]:
+            return {r[0] for r in con.execute("SELECT run_id FROM _runs").fetchall()}
+        return set()
+    finally:
+        con.close()
 
+
+def _new_run_id(warehouse: Path, before: set[str]) -> str | None:
+    """The run id the failed run recorded: the newest ``_runs`` row not there before it (None if
+    it failed before recording itself, e.g. the warehouse could not be opened)."""
+    import duckdb
+
+    new = _run_ids(warehouse) - before
+    if not new:
+        return None
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return scalar(con, "SELECT run_id FROM _runs ORDER BY started_at DESC LIMIT 1")
+        return con.execute(
+            "SELECT run_id FROM _runs WHERE list_contains($ids, run_id) "
+            "ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            {"ids": sorted(new)},
+        ).fetchall()[0][0]
     finally:
         con.close()
 
@@ -723,10 +752,13 @@ def remove_warehouse(warehouse: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def read_run(warehouse: Path, run_id: str) -> dict[str, Any]:
-    """The run's ``_runs`` row (read-only): stage seconds, window, rows, outcome, code."""
+def read_run(warehouse: Path, run_id: str | None) -> dict[str, Any]:
+    """The run's ``_runs`` row (read-only): stage seconds, window, rows, outcome, code. A run that
+    failed before recording itself (``run_id`` None) gets outcome "not recorded" and no stages."""
     import duckdb
 
+    if run_id is None:
+        return {"outcome": "not recorded", "stage_seconds": {}, "model_rows": {}}
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         cur = con.execute("SELECT * FROM _runs WHERE run_id = ?", [run_id])
@@ -882,7 +914,7 @@ class Bench:
             run_date=run_date.isoformat() if run_date else None,
         )
         result = run_child("pipeline", p, self.logs / f"{name}.log", Path(f"{warehouse}.tmp"))
-        result.update(read_run(warehouse, result["run_id"]))
+        result.update(read_run(warehouse, result["run_id"]))  # a stub row if it was not recorded
         print(
             f"  {name}: {result['seconds']:.1f} s, peak {result['peak_rss_mib']} MiB, "
             f"{result['outcome']}",

@@ -116,3 +116,25 @@ def test_run_audits_counts_the_sliced_audits_over_the_window(
     assert all(counts[name] > 0 for name in SLICED)
     # the shrink audit still reads whole-window line counts (doubling linear does not touch it)
     assert counts["attribution_lines_shrink_with_window"] == 0
+
+
+def test_run_audits_plans_the_slices_of_audits_sliced_alike_once(
+    broken: duckdb.DuckDBPyConnection, settings: Settings
+) -> None:
+    first, last = broken.execute(
+        "SELECT min(order_date), max(order_date) FROM fct_attribution"
+    ).fetchone()
+    plans: list[str] = []
+
+    class Counting:  # every query that plans slices (a count per day of the slicing column)
+        def __getattr__(self, attribute: str):
+            return getattr(broken, attribute)
+
+        def execute(self, sql: str, params=None):
+            if sql.startswith('SELECT "order_date", count(*) FROM "fct_attribution"'):
+                plans.append(sql)
+            return broken.execute(sql, params) if params is not None else broken.execute(sql)
+
+    shared = run_audits(Counting(), settings, first, last)
+    assert len(plans) == 1  # four audits sliced by fct_attribution(order_date)
+    assert shared == {a.name: offending_rows(broken, a, settings, first, last) for a in audits()}
