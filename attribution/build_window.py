@@ -211,6 +211,33 @@ def products_changed(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(scalar(con, f"SELECT count(*) FROM raw_products WHERE {_NEW}"))
 
 
+def settled_lift_through(con: duckdb.DuckDBPyConnection, window: BuildWindow) -> date | None:
+    """Return the last day through which the Python lift stage keeps the published rows of the
+    day, week and month periods (those periods end on or before it); None: recompute them all.
+
+    A period's rows are a function of its visitor-days only, and the lift model restates every
+    visitor-day whose covariates, engagement or outcome a change can reach (from ``RESTATED_FROM``:
+    a window before the oldest changed order, and every day whose conversion windows close now).
+    The exception is the holdout flag, one per user over all time: an unpublished experiment
+    assignment of a user active on a settled day keeps nothing. A full build keeps nothing.
+    """
+    start = None if window.full else window.model_starts.get("fct_conversion_lift")
+    if start is None or start <= window.data_start:
+        return None
+    through = start - timedelta(days=1)
+    if table_exists(con, "raw_assignments"):
+        reassigned = scalar(
+            con,
+            f"SELECT count(*) FROM raw_assignments WHERE {_NEW} AND user_id IN ("
+            "SELECT user_id FROM stg_visits WHERE visit_date <= $through "
+            "UNION ALL SELECT user_id FROM assistant_sessions WHERE session_date <= $through)",
+            {"through": through},
+        )
+        if reassigned:
+            return None
+    return through
+
+
 # The lift rows the KPI models read: daily observed rows (kpi_daily_segments) and month observed and
 # adjusted rows (kpi_monthly_segments) at the KPI window. The Python lift stage rewrites its rows
 # over every day each night, so which of them changed is found by comparing, not predicted.

@@ -5,7 +5,9 @@ The SQL model ``fct_conversion_lift`` writes the daily ``observed`` rows for seg
 ``observed`` for the other segments and for week/month/all periods, ``adjusted`` (propensity
 weighting, ATT) and ``experiment`` (intent-to-treat per experiment, CUPED, SRM), then fills
 p-values and Benjamini-Hochberg adjusted p-values for every row, and writes the diagnostics
-tables ``fct_lift_balance`` and ``fct_lift_overlap``. See docs/lift.md.
+tables ``fct_lift_balance`` and ``fct_lift_overlap``. A nightly build keeps the published rows of
+settled day/week/month periods (``settled_through``; docs/operations.md, "What a nightly run
+rebuilds"). See docs/lift.md.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from attribution.config import Settings
 from attribution.warehouse import atomic, table_exists, write_config_tables
 
 GRAINS: tuple[str, ...] = ("day", "week", "month", "year", "all")
+# grains whose settled periods a nightly build keeps (build_window.settled_lift_through)
+SETTLED_GRAINS: tuple[str, ...] = ("day", "week", "month")
 SQL_SEGMENT_DIMENSIONS: tuple[str, ...] = ("marketplace", "channel")
 TREATMENT_ATTRIBUTES: tuple[str, ...] = ("model_version", "event_type")
 # rows written by sql/marts/fct_conversion_lift.sql (the Python stage leaves them alone)
@@ -887,8 +891,24 @@ def _grain_rows_in_batches(
     return out
 
 
-def visitor_day_rows(units: VisitorDays, windows: tuple[int, ...], start: date, end: date) -> Rows:
-    """Return (lift rows, balance rows, overlap rows) for methods observed and adjusted."""
+def _ends_after(units: VisitorDays, grain: str, start: date, day: date) -> np.ndarray:
+    """Return whether each unit's period of ``grain`` ends after ``day``."""
+    framed = _with_periods(units.day.to_frame("activity_date"), "activity_date", grain, start)
+    return (framed["period_end"] > day).to_numpy()
+
+
+def visitor_day_rows(
+    units: VisitorDays,
+    windows: tuple[int, ...],
+    start: date,
+    end: date,
+    settled_through: date | None = None,
+) -> Rows:
+    """Return (lift rows, balance rows, overlap rows) for methods observed and adjusted.
+
+    ``settled_through``: leave out the periods of grains ``SETTLED_GRAINS`` that end on or
+    before that day (a nightly build keeps their published rows: ``settled_rows``).
+    """
     lift_rows: list[dict[str, Any]] = []
     balance_rows: list[dict[str, Any]] = []
     overlap_rows: list[dict[str, Any]] = []
@@ -897,9 +917,14 @@ def visitor_day_rows(units: VisitorDays, windows: tuple[int, ...], start: date, 
     single_year: dict[int, Rows] = {}
     for grain in GRAINS:
         cache: FitCache = {}
+        unsettled = (
+            _ends_after(units, grain, start, settled_through)
+            if settled_through is not None and grain in SETTLED_GRAINS
+            else True
+        )
         for w in windows:
             # only visitor-days whose whole window lies inside the data
-            complete = units.ordinal + w <= np.datetime64(end).astype(np.int64)
+            complete = (units.ordinal + w <= np.datetime64(end).astype(np.int64)) & unsettled
             if not complete.any():
                 continue
             part = units.subset(complete, w)
@@ -1115,28 +1140,86 @@ def _binomial_p(x1: int, n1: int, x0: int, n0: int) -> float | None:
     return ls.two_sided_p(math.log(p1 / p0) / se)
 
 
+@dataclass(frozen=True)
+class LiftWrite:
+    """What ``write_lift_tables`` wrote: Python-owned lift rows, of which kept (settled)."""
+
+    rows: int
+    kept: int
+
+
+# the published rows of settled periods (``settled_through``): observed and adjusted rows of the
+# day/week/month grains, the Python-owned ones; the experiment rows are always recomputed
+_SETTLED_GRAIN = f"period_grain IN ({', '.join(repr(g) for g in SETTLED_GRAINS)})"
+_SETTLED_LIFT = (
+    f"NOT ({_SQL_OWNED}) AND experiment_id IS NULL AND method IN ('observed', 'adjusted') "
+    f"AND {_SETTLED_GRAIN} AND period_end <= $through"
+)
+
+
+def settled_rows(con: duckdb.DuckDBPyConnection, settled_through: date | None) -> pl.DataFrame:
+    """Return the published Python-owned lift rows of the periods settled through that day (the
+    rows ``visitor_day_rows`` leaves out), as ``LIFT_COLUMNS``; none for None."""
+    if settled_through is None:
+        return _frame([])
+    _ensure_lift_columns(con)
+    columns = ", ".join(f'"{c}"' for c in LIFT_COLUMNS)
+    found = con.sql(
+        f"SELECT {columns} FROM fct_conversion_lift WHERE {_SETTLED_LIFT}",
+        params={"through": settled_through},
+    ).pl()
+    return found.select(pl.col(c).cast(t) for c, t in LIFT_COLUMNS.items())
+
+
+def with_settled_diagnostics(
+    con: duckdb.DuckDBPyConnection, name: str, fresh: pl.DataFrame, settled_through: date | None
+) -> pl.DataFrame:
+    """Return the published diagnostics rows (balance or overlap) of the settled periods, then
+    ``fresh``, in ``fresh``'s columns and types."""
+    if settled_through is None or not table_exists(con, name):
+        return fresh
+    columns = {r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()}
+    if not {"period_grain", "period_end"} <= columns:  # written empty: nothing settled
+        return fresh
+    old = con.sql(
+        f'SELECT * FROM "{name}" WHERE {_SETTLED_GRAIN} AND period_end <= $through',
+        params={"through": settled_through},
+    ).pl()
+    if fresh.is_empty():
+        return old
+    return pl.concat([old.select(fresh.columns).cast(dict(fresh.schema)), fresh])
+
+
 def write_lift_tables(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
     start: date,
     end: date,
     expected_shares: Mapping[str, float] | None = None,
-) -> int:
+    *,
+    settled_through: date | None = None,
+) -> LiftWrite:
     """Compute and write every Python-owned lift row for [start, end]; return rows written.
 
     Replaces all rows of ``fct_conversion_lift`` except the SQL-owned daily observed rows, then
     sets p_value / p_value_bh on every row. Writes ``fct_lift_balance`` and ``fct_lift_overlap``.
+    ``settled_through`` (a nightly build: ``build_window.settled_lift_through``): the day, week
+    and month periods ending on or before that day keep their published rows (p_value_bh is
+    adjusted again over every row) instead of being recomputed; the same rows, by construction.
     """
     write_config_tables(con, settings)
     windows = tuple(settings.windows_days)
     units = load_visitor_days(con, start, end, windows)
-    lift_rows, balance_rows, overlap_rows = visitor_day_rows(units, windows, start, end)
+    lift_rows, balance_rows, overlap_rows = visitor_day_rows(
+        units, windows, start, end, settled_through
+    )
     del units  # the experiments' units come next: one stage's arrays in memory at a time
     shares = dict(expected_holdout_shares(con))
     shares.update(expected_shares or {})
     for w, exp in experiment_units_by_window(con, start, end, windows):
         lift_rows.extend(experiment_rows(exp, (w,), start, end, shares))
-    python_rows = _frame(lift_rows)
+    kept = settled_rows(con, settled_through)
+    python_rows = pl.concat([kept, _frame(lift_rows)])
 
     every = p_values_with_bh(_sql_row_p_values(con), python_rows)
 
@@ -1158,9 +1241,10 @@ def write_lift_tables(
             "AND f.window_days = p.window_days"
         )
         con.unregister("_lift_p")
-        _write_frame(con, "fct_lift_balance", diagnostics_frame(balance_rows))
-        _write_frame(con, "fct_lift_overlap", diagnostics_frame(overlap_rows))
-    return python_rows.height
+        for name, rows in (("fct_lift_balance", balance_rows), ("fct_lift_overlap", overlap_rows)):
+            fresh = diagnostics_frame(rows)
+            _write_frame(con, name, with_settled_diagnostics(con, name, fresh, settled_through))
+    return LiftWrite(python_rows.height, kept.height)
 
 
 def _bh(frame: pl.DataFrame, family: list[str]) -> pl.DataFrame:

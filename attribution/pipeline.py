@@ -46,6 +46,7 @@ from attribution.build_window import (
     keep_kpi_lift_rows,
     plan_build_window,
     restated_summary,
+    settled_lift_through,
 )
 from attribution.config import Settings
 from attribution.faults import checkpoint
@@ -133,6 +134,8 @@ class RunSummary:
     start_date: date | None = None
     end_date: date | None = None
     window_reason: str = ""
+    # what the Python lift stage kept of the published rows (a nightly build; part of the reason)
+    lift_kept: str = ""
     # incremental models: the days each restated ([first, last] as ISO dates; None: not restated)
     model_windows: dict[str, list[str] | None] = field(default_factory=dict)
     ingest: dict[str, int] = field(default_factory=dict)
@@ -362,6 +365,8 @@ class PipelineRun:
         if not window.full:
             stages = {model.name: _stage_of(model) for model in models()}
             s.window_reason += f"; restating {restated_summary(windows, stages.__getitem__)}"
+        if s.lift_kept:
+            s.window_reason += f"; {s.lift_kept}"
         s.model_windows = {
             name: [days[0].isoformat(), days[1].isoformat()] if days else None
             for name, days in windows.items()
@@ -398,8 +403,17 @@ class PipelineRun:
         with self._stage("lift") as figures:
             self.reporter.start("lift")
             # adjusted/experiment lift and the other periods/segments, over every loaded day
-            rows = write_lift_tables(con, settings, window.data_start, window.end)
+            settled = settled_lift_through(con, window)
+            written = write_lift_tables(
+                con, settings, window.data_start, window.end, settled_through=settled
+            )
+            rows = written.rows
             s.model_rows["fct_conversion_lift_python"] = rows
+            if settled is not None:
+                s.lift_kept = (
+                    f"lift kept the day/week/month periods through {settled} "
+                    f"({written.kept:,} of {rows:,} rows)"
+                )
             figures.rows_in += int(
                 scalar(
                     con,

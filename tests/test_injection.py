@@ -238,6 +238,10 @@ REVIEWED: dict[tuple[str, str], tuple[frozenset[str], str]] = {
         "column names of fct_conversion_lift (DESCRIBE), as quoted identifiers",
     ),
     ("lift.py", "_write_frame"): (frozenset({"name"}), "lift table names (constants)"),
+    ("lift.py", "with_settled_diagnostics"): (
+        frozenset({"name"}),
+        "lift diagnostics table names (constants)",
+    ),
     # lift_aggregates: generated aggregate SQL; every name is a module constant, a column list
     # of the module, or SQL text the module built; data values are bound ($level_i, dates)
     ("lift_aggregates.py", "create"): (
