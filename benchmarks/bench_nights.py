@@ -4,6 +4,7 @@ the history grows?
 Usage:
     python benchmarks/bench_nights.py --users 20000 --history 120 --nights 10 --json OUT
     python benchmarks/bench_nights.py --workload S --history 335 --nights 30    # a year at S
+    python benchmarks/bench_nights.py --verdict-of RESULTS.json   # again, e.g. of a partial file
 
 ``--users`` sets the size of a day (the generator's activity per user and day is fixed: S =
 200k users is about 33k interactions a day); ``--history`` days are built by one full run, then
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -95,10 +97,20 @@ def growth(values: list[float]) -> dict[str, Any]:
 
 
 def verdict(nights: list[dict[str, Any]]) -> dict[str, Any]:
-    """Growth of the run time, of each stage, of the rows written and of the data."""
+    """Growth of the run time, of each stage, of the rows written and of the data; the same
+    over the uncontended nights alone (``uncontended``) when other processes took CPU on some."""
     stages = sorted({s for n in nights for s in n["stage_seconds"]})
     rows = [n["sizes"]["total_rows"] for n in nights]
+    quiet = [n for n in nights if not n.get("contended")]
+    extra = {}
+    if len(quiet) not in (0, len(nights)):
+        extra["uncontended"] = {
+            "nights": len(quiet),
+            "seconds": growth([n["seconds"] for n in quiet]),
+            "stages": {s: growth([n["stage_seconds"].get(s, 0.0) for n in quiet]) for s in stages},
+        }
     return {
+        **extra,
         "seconds": growth([n["seconds"] for n in nights]),
         "stages": {s: growth([n["stage_seconds"].get(s, 0.0) for n in nights]) for s in stages},
         "rows_written": growth([float(n["rows_written"]) for n in nights]),
@@ -205,6 +217,14 @@ def print_verdict(figures: dict[str, Any]) -> None:
         g = v[name]
         print(f"  {name:<12} mean {g['mean']:10,.0f}  growth {g['growth_over_nights']:+.1%}")
     print(f"  data (rows of every table) grew {v['data_growth_over_nights']:+.1%} over the nights")
+    if "uncontended" in v:
+        q = v["uncontended"]
+        print(f"  uncontended nights only ({q['nights']}):")
+        for name, g in [("run", q["seconds"]), *sorted(q["stages"].items())]:
+            print(
+                f"    {name:<12} mean {g['mean']:8.2f} s  growth {g['growth_over_nights']:+.1%}  "
+                f"{g['verdict']}"
+            )
     print("mean nightly seconds / the full run's (about 1: the whole history every night):")
     print("  " + ", ".join(f"{k} {v:.2f}" for k, v in figures["nightly_share_of_full"].items()))
 
@@ -232,7 +252,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def reverdict(path: Path) -> None:
+    """Recompute and print the verdict of a results file (a partial one too); write it back."""
+    figures = json.loads(path.read_text())
+    if not figures.get("nights"):
+        raise SystemExit(f"{path}: no night yet")
+    figures["verdict"] = verdict(figures["nights"])
+    figures["nightly_share_of_full"] = share_of_full(figures["full"], figures["nights"])
+    print(f"{path}: {len(figures['nights'])} nights, complete: {figures.get('complete', True)}")
+    print_verdict(figures)
+    save(figures, path)
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--verdict-of":
+        reverdict(Path(sys.argv[2]))
+        return
     args = parse_args()
     if not args.png:
         os.environ["ATTRIBUTION_REPORT_PNG"] = "never"  # the children inherit it
