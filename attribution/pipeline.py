@@ -422,7 +422,11 @@ class PipelineRun:
                 )
             )
             figures.rows_out += rows
-            self.reporter.finish("lift", f"{figures.rows_in:,} rows in, {figures.rows_out:,} out")
+            self.reporter.finish(
+                "lift",
+                f"{figures.rows_in:,} rows in, {figures.rows_out:,} out"
+                + (f" ({written.kept:,} of them kept, settled)" if settled else ""),
+            )
         if not window.full:
             with self._stage("kpi") as figures:  # finding the KPI windows is the KPI stage's work
                 figures.seconds += keep_seconds
