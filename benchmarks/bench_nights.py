@@ -69,6 +69,26 @@ def table_sizes(warehouse: Path) -> dict[str, Any]:
     }
 
 
+def control_seconds() -> float:
+    """Seconds of a fixed CPU and memory workload (DuckDB, one thread, and numpy; best of 3),
+    timed before every run: the machine's own drift over a long load, to tell it from the
+    pipeline's (a shared or throttled host slows every stage alike)."""
+    import duckdb
+    import numpy as np
+
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    values = np.arange(40_000_000, dtype=np.float64)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        con.execute("SELECT sum(i * i) FROM range(60000000) AS t(i)").fetchall()
+        (values * 1.0001).sum()
+        best = min(best, time.perf_counter() - t0)
+    con.close()
+    return round(best, 4)
+
+
 def slope(values: list[float]) -> float:
     """Least-squares slope of values against their index 0, 1, 2, ..."""
     n = len(values)
@@ -109,6 +129,14 @@ def verdict(nights: list[dict[str, Any]]) -> dict[str, Any]:
             "seconds": growth([n["seconds"] for n in quiet]),
             "stages": {s: growth([n["stage_seconds"].get(s, 0.0) for n in quiet]) for s in stages},
         }
+    controls = [n["control_seconds"] for n in nights if n.get("control_seconds")]
+    if len(controls) == len(nights):
+        # the run time in units of the control workload: what the pipeline itself grew
+        mean = sum(controls) / len(controls)
+        extra["control_seconds"] = growth(controls)
+        extra["seconds_at_mean_control"] = growth(
+            [n["seconds"] * mean / n["control_seconds"] for n in nights]
+        )
     return {
         **extra,
         "seconds": growth([n["seconds"] for n in nights]),
@@ -160,12 +188,14 @@ def run_nights(
 
     def night(name: str, day: date | None) -> dict[str, Any]:
         p = {**params, "run_date": day.isoformat() if day else None}
+        control = control_seconds()
         result = run_child(
             "pipeline", p, workdir / "logs" / f"{name}.log", Path(f"{warehouse}.tmp")
         )
         result.update(read_run(warehouse, result["run_id"]))
         result["sizes"] = table_sizes(warehouse)
         result["rows_written"] = rows_written(result)
+        result["control_seconds"] = control
         print(
             f"  {name}: {result['seconds']:.1f} s, peak {result['peak_rss_mib']} MiB, window "
             f"{result.get('start_date')} .. {result.get('end_date')}, "
@@ -217,6 +247,13 @@ def print_verdict(figures: dict[str, Any]) -> None:
         g = v[name]
         print(f"  {name:<12} mean {g['mean']:10,.0f}  growth {g['growth_over_nights']:+.1%}")
     print(f"  data (rows of every table) grew {v['data_growth_over_nights']:+.1%} over the nights")
+    if "control_seconds" in v:
+        c, n = v["control_seconds"], v["seconds_at_mean_control"]
+        print(
+            f"  control workload mean {c['mean']:.3f} s, growth {c['growth_over_nights']:+.1%} "
+            f"(the machine); run time scaled by it: growth {n['growth_over_nights']:+.1%} "
+            f"{n['verdict']}"
+        )
     if "uncontended" in v:
         q = v["uncontended"]
         print(f"  uncontended nights only ({q['nights']}):")
