@@ -466,13 +466,11 @@ def offending_rows(
     the run record did not say which).
     """
     parameters = model_parameters(settings, start, end)
+    plans = {} if plans is None else plans
     key = (audit.sliced_by, audit.slice_column, audit.slice_rows, start, end)
     try:
-        slices = plans.get(key) if plans is not None else None
-        if slices is None:
-            slices = _slices_of(con, audit, start, end)
-            if plans is not None:
-                plans[key] = slices
+        if key not in plans:
+            plans[key] = _slices_of(con, audit, start, end)
         return sum(
             int(
                 scalar(
@@ -481,7 +479,7 @@ def offending_rows(
                     bound_parameters(audit.sql, {**parameters, **_window_parameters(*days)}),
                 )
             )
-            for days in slices
+            for days in plans[key]
         )
     except duckdb.Error as error:
         raise type(error)(f"audit {audit.name} ({audit.path.name}): {error}") from error

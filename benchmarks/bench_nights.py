@@ -121,14 +121,17 @@ def verdict(nights: list[dict[str, Any]]) -> dict[str, Any]:
     over the uncontended nights alone (``uncontended``) when other processes took CPU on some."""
     stages = sorted({s for n in nights for s in n["stage_seconds"]})
     rows = [n["sizes"]["total_rows"] for n in nights]
-    quiet = [n for n in nights if not n.get("contended")]
-    extra = {}
-    if len(quiet) not in (0, len(nights)):
-        extra["uncontended"] = {
-            "nights": len(quiet),
-            "seconds": growth([n["seconds"] for n in quiet]),
-            "stages": {s: growth([n["stage_seconds"].get(s, 0.0) for n in quiet]) for s in stages},
+
+    def seconds_growth(of: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "seconds": growth([n["seconds"] for n in of]),
+            "stages": {s: growth([n["stage_seconds"].get(s, 0.0) for n in of]) for s in stages},
         }
+
+    quiet = [n for n in nights if not n.get("contended")]
+    extra: dict[str, Any] = {}
+    if len(quiet) not in (0, len(nights)):
+        extra["uncontended"] = {"nights": len(quiet), **seconds_growth(quiet)}
     controls = [n["control_seconds"] for n in nights if n.get("control_seconds")]
     if len(controls) == len(nights):
         # the run time in units of the control workload: what the pipeline itself grew
@@ -139,8 +142,7 @@ def verdict(nights: list[dict[str, Any]]) -> dict[str, Any]:
         )
     return {
         **extra,
-        "seconds": growth([n["seconds"] for n in nights]),
-        "stages": {s: growth([n["stage_seconds"].get(s, 0.0) for n in nights]) for s in stages},
+        **seconds_growth(nights),
         "rows_written": growth([float(n["rows_written"]) for n in nights]),
         "peak_rss_mib": growth([float(n["peak_rss_mib"]) for n in nights]),
         "data_growth_over_nights": round((rows[-1] - rows[0]) / rows[0], 3) if rows else None,
@@ -149,6 +151,13 @@ def verdict(nights: list[dict[str, Any]]) -> dict[str, Any]:
 
 def rows_written(run: dict[str, Any]) -> int:
     return sum(v or 0 for v in run["model_rows"].values())
+
+
+def with_verdict(figures: dict[str, Any]) -> dict[str, Any]:
+    """Set the verdict and the nightly shares of the full run from the nights so far."""
+    figures["verdict"] = verdict(figures["nights"])
+    figures["nightly_share_of_full"] = share_of_full(figures["full"], figures["nights"])
+    return figures
 
 
 def save(figures: dict[str, Any], path: Path | None) -> None:
@@ -217,9 +226,7 @@ def run_nights(
         day = last + timedelta(days=index)
         build_view(generated, view, day, only=day)
         nights.append(night(f"night-{index:02d}-{day}", day))
-        figures["verdict"] = verdict(nights)
-        figures["nightly_share_of_full"] = share_of_full(figures["full"], nights)
-        save(figures, args.json)
+        save(with_verdict(figures), args.json)
     figures["complete"] = True
     return figures
 
@@ -235,14 +242,19 @@ def share_of_full(full: dict[str, Any], nights: list[dict[str, Any]]) -> dict[st
     }
 
 
+def print_seconds_growth(v: dict[str, Any], indent: str) -> None:
+    """One line per stage (the run first): mean seconds, fitted slope and growth, verdict."""
+    for name, g in [("run", v["seconds"]), *sorted(v["stages"].items())]:
+        print(
+            f"{indent}{name:<12} mean {g['mean']:8.2f} s  slope {g['slope_per_night']:+.3f} "
+            f"s/night  growth {g['growth_over_nights']:+.1%}  {g['verdict']}"
+        )
+
+
 def print_verdict(figures: dict[str, Any]) -> None:
     v = figures["verdict"]
     print("\nper-night cost vs night index (least-squares line; growth = slope x (n-1) / mean):")
-    for name, g in [("run", v["seconds"]), *sorted(v["stages"].items())]:
-        print(
-            f"  {name:<12} mean {g['mean']:8.2f} s  slope {g['slope_per_night']:+.3f} s/night  "
-            f"growth {g['growth_over_nights']:+.1%}  {g['verdict']}"
-        )
+    print_seconds_growth(v, "  ")
     for name in ("rows_written", "peak_rss_mib"):
         g = v[name]
         print(f"  {name:<12} mean {g['mean']:10,.0f}  growth {g['growth_over_nights']:+.1%}")
@@ -257,11 +269,7 @@ def print_verdict(figures: dict[str, Any]) -> None:
     if "uncontended" in v:
         q = v["uncontended"]
         print(f"  uncontended nights only ({q['nights']}):")
-        for name, g in [("run", q["seconds"]), *sorted(q["stages"].items())]:
-            print(
-                f"    {name:<12} mean {g['mean']:8.2f} s  growth {g['growth_over_nights']:+.1%}  "
-                f"{g['verdict']}"
-            )
+        print_seconds_growth(q, "    ")
     print("mean nightly seconds / the full run's (about 1: the whole history every night):")
     print("  " + ", ".join(f"{k} {v:.2f}" for k, v in figures["nightly_share_of_full"].items()))
 
@@ -294,8 +302,7 @@ def reverdict(path: Path) -> None:
     figures = json.loads(path.read_text())
     if not figures.get("nights"):
         raise SystemExit(f"{path}: no night yet")
-    figures["verdict"] = verdict(figures["nights"])
-    figures["nightly_share_of_full"] = share_of_full(figures["full"], figures["nights"])
+    with_verdict(figures)
     print(f"{path}: {len(figures['nights'])} nights, complete: {figures.get('complete', True)}")
     print_verdict(figures)
     save(figures, path)
@@ -313,7 +320,7 @@ def main() -> None:
     figures["bench_seconds"] = round(time.perf_counter() - started, 1)
     print_verdict(figures)
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+        save(figures, args.json)
         print(f"\nwrote {args.json}")
 
 

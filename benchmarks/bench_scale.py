@@ -209,44 +209,38 @@ def _child_pipeline(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _run_ids(warehouse: Path) -> set[str]:
-    """The run ids recorded in the warehouse's ``_runs`` (none if it has no file or table, or
-    cannot be opened: the pipeline then fails and its own error is what the benchmark reports)."""
+def _recorded_runs(warehouse: Path) -> list[tuple[str, Any]]:
+    """(run_id, started_at) of every ``_runs`` row, newest first (none if the warehouse has no
+    file or table, or cannot be opened: the pipeline then fails with its own error, reported)."""
     import duckdb
 
+    from attribution.warehouse import table_exists
+
     if not Path(warehouse).is_file():
-        return set()
+        return []
     try:
         con = duckdb.connect(str(warehouse), read_only=True)
     except duckdb.Error:
-        return set()
+        return []
     try:
-        if con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_runs'"
-        ).fetchall()[0][0]:
-            return {r[0] for r in con.execute("SELECT run_id FROM _runs").fetchall()}
-        return set()
+        if not table_exists(con, "_runs"):
+            return []
+        return con.execute(
+            "SELECT run_id, started_at FROM _runs ORDER BY started_at DESC, run_id DESC"
+        ).fetchall()
     finally:
         con.close()
+
+
+def _run_ids(warehouse: Path) -> set[str]:
+    """The run ids recorded in the warehouse's ``_runs``."""
+    return {run_id for run_id, _ in _recorded_runs(warehouse)}
 
 
 def _new_run_id(warehouse: Path, before: set[str]) -> str | None:
     """The run id the failed run recorded: the newest ``_runs`` row not there before it (None if
     it failed before recording itself, e.g. the warehouse could not be opened)."""
-    import duckdb
-
-    new = _run_ids(warehouse) - before
-    if not new:
-        return None
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(
-            "SELECT run_id FROM _runs WHERE list_contains($ids, run_id) "
-            "ORDER BY started_at DESC, run_id DESC LIMIT 1",
-            {"ids": sorted(new)},
-        ).fetchall()[0][0]
-    finally:
-        con.close()
+    return next((r for r, _ in _recorded_runs(warehouse) if r not in before), None)
 
 
 def _child_naive(p: dict[str, Any]) -> dict[str, Any]:

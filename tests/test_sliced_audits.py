@@ -65,6 +65,25 @@ def broken(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> duckdb.D
     con.close()
 
 
+class Recording:
+    """``con`` that calls ``seen(sql, params)`` before every ``execute`` (to count queries)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, seen) -> None:
+        self.con, self.seen = con, seen
+
+    def __getattr__(self, attribute: str):
+        return getattr(self.con, attribute)
+
+    def execute(self, sql: str, params=None):
+        self.seen(sql, params)
+        return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+
+
+def order_dates(con: duckdb.DuckDBPyConnection) -> tuple:
+    """The first and last order_date of the ledger."""
+    return con.execute("SELECT min(order_date), max(order_date) FROM fct_attribution").fetchone()
+
+
 @pytest.mark.parametrize("name", SLICED)
 def test_a_sliced_audit_finds_the_rows_of_one_query(
     broken: duckdb.DuckDBPyConnection, settings: Settings, name: str
@@ -76,22 +95,16 @@ def test_a_sliced_audit_finds_the_rows_of_one_query(
     ).fetchone()
     assert days >= 12
     slices: list[tuple] = []
-    execute = duckdb.DuckDBPyConnection.execute
 
-    class Counting:  # every audit query is one slice
-        def __getattr__(self, attribute: str):
-            return getattr(broken, attribute)
+    def slice_of(sql: str, params) -> None:  # every audit query is one slice
+        if sql.startswith("SELECT count(*) FROM (") and params is not None:
+            slices.append((params["start_date"], params["end_date"]))
 
-        def execute(self, sql: str, params=None):
-            if sql.startswith("SELECT count(*) FROM (") and params is not None:
-                slices.append((params["start_date"], params["end_date"]))
-            return execute(broken, sql, params) if params is not None else execute(broken, sql)
+    counting = Recording(broken, slice_of)
 
     whole = offending_rows(broken, replace(audit, sliced_by=None), settings, first, last)
     assert whole > 0, "the broken rows must offend"
-    sliced = offending_rows(
-        Counting(), replace(audit, slice_rows=rows // 12), settings, first, last
-    )
+    sliced = offending_rows(counting, replace(audit, slice_rows=rows // 12), settings, first, last)
     assert len(slices) >= 12
     assert slices[0][0] == first and slices[-1][1] == last
     assert all(b[0] - a[1] == timedelta(days=1) for a, b in pairwise(slices))
@@ -99,7 +112,7 @@ def test_a_sliced_audit_finds_the_rows_of_one_query(
     # a window inside the data: the same rows as one query over that window
     middle = first + (last - first) / 2
     slices.clear()
-    part = offending_rows(Counting(), replace(audit, slice_rows=rows // 12), settings, middle, last)
+    part = offending_rows(counting, replace(audit, slice_rows=rows // 12), settings, middle, last)
     assert len(slices) >= 5
     assert part == offending_rows(broken, replace(audit, sliced_by=None), settings, middle, last)
     assert 0 < part < whole
@@ -108,9 +121,7 @@ def test_a_sliced_audit_finds_the_rows_of_one_query(
 def test_run_audits_counts_the_sliced_audits_over_the_window(
     broken: duckdb.DuckDBPyConnection, settings: Settings
 ) -> None:
-    first, last = broken.execute(
-        "SELECT min(order_date), max(order_date) FROM fct_attribution"
-    ).fetchone()
+    first, last = order_dates(broken)
     counts = run_audits(broken, settings, first, last)
     assert set(counts) == {a.name for a in audits()}
     assert all(counts[name] > 0 for name in SLICED)
@@ -121,20 +132,13 @@ def test_run_audits_counts_the_sliced_audits_over_the_window(
 def test_run_audits_plans_the_slices_of_audits_sliced_alike_once(
     broken: duckdb.DuckDBPyConnection, settings: Settings
 ) -> None:
-    first, last = broken.execute(
-        "SELECT min(order_date), max(order_date) FROM fct_attribution"
-    ).fetchone()
+    first, last = order_dates(broken)
     plans: list[str] = []
 
-    class Counting:  # every query that plans slices (a count per day of the slicing column)
-        def __getattr__(self, attribute: str):
-            return getattr(broken, attribute)
+    def plan_of(sql: str, params) -> None:  # a query that plans slices (a count per day)
+        if sql.startswith('SELECT "order_date", count(*) FROM "fct_attribution"'):
+            plans.append(sql)
 
-        def execute(self, sql: str, params=None):
-            if sql.startswith('SELECT "order_date", count(*) FROM "fct_attribution"'):
-                plans.append(sql)
-            return broken.execute(sql, params) if params is not None else broken.execute(sql)
-
-    shared = run_audits(Counting(), settings, first, last)
+    shared = run_audits(Recording(broken, plan_of), settings, first, last)
     assert len(plans) == 1  # four audits sliced by fct_attribution(order_date)
     assert shared == {a.name: offending_rows(broken, a, settings, first, last) for a in audits()}
